@@ -1,0 +1,1 @@
+"""cloudbackup's control plane: the shim that keeps projects, clusters, backups, snapshots and restores."""
