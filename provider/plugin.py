@@ -1,0 +1,116 @@
+"""The provider of one plugin process: configuration, API client, resources and this run's plans."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from provider import schema as schema_module
+from provider.client import ApiError, Client, Unreachable
+from provider.diagnostics import add_api_error, add_unreachable
+from provider.planning import Run
+from provider.resource import Resource
+from provider.validation import validate_config
+
+
+class NotConfigured(RuntimeError):
+    """A resource was used before ConfigureProvider succeeded."""
+
+
+def resource_classes() -> dict[str, type[Resource]]:
+    from provider.resources import cluster, cluster_backup, project, restore_job, snapshot
+
+    classes = (
+        project.Project,
+        cluster.Cluster,
+        cluster_backup.ClusterBackup,
+        snapshot.Snapshot,
+        restore_job.RestoreJob,
+    )
+    return {c.type_name: c for c in classes}
+
+
+def data_source_classes() -> dict[str, Any]:
+    from provider.data_sources import snapshots
+
+    return {snapshots.Snapshots.type_name: snapshots.Snapshots}
+
+
+class Plugin:
+    """Everything one Terraform run's provider instance keeps between calls."""
+
+    def __init__(self) -> None:
+        self.client: Client | None = None
+        self.run = Run()
+        self.resources = {name: cls(self) for name, cls in resource_classes().items()}
+        self.data_sources = {name: cls(self) for name, cls in data_source_classes().items()}
+
+    def require_client(self) -> Client:
+        if self.client is None:
+            raise NotConfigured("the provider is not configured")
+        return self.client
+
+    def validate(self, diags: Diagnostics, config: dict[str, Any]) -> None:
+        validate_config(diags, schema_module.load().provider, config)
+        url = config.get("url")
+        if isinstance(url, str) and not url.startswith(("http://", "https://")):
+            diags.add_error(
+                "Invalid provider url",
+                f"{url!r} is not an http:// or https:// URL. Set url to what `cloudbackup serve` prints, "
+                f"such as http://127.0.0.1:8080.",
+                path=["url"],
+            )
+
+    def configure(self, diags: Diagnostics, config: dict[str, Any]) -> None:
+        """Settings from the provider block, else the environment; then one call to check URL and key."""
+        provider = schema_module.load().provider
+        values: dict[str, Any] = {}
+        for attribute in provider.attributes:
+            value = config.get(attribute.name)
+            if value is Unknown:
+                diags.add_error(
+                    f"The provider's {attribute.name} is not known yet",
+                    f"{attribute.name} depends on a value known only after apply. Give it a value known at "
+                    f"time, or set {attribute.env}.",
+                    path=[attribute.name],
+                )
+                return
+            if value is None and attribute.env:
+                value = os.environ.get(attribute.env) or None
+            if value is None and attribute.has_default:
+                value = attribute.default
+            values[attribute.name] = value
+        missing = [name for name in ("public_key", "private_key") if not values.get(name)]
+        if missing:
+            diags.add_error(
+                "Missing cloudbackup API key",
+                f"The provider needs an API key pair and has no {' and no '.join(missing)}. Set public_key "
+                f"and private_key in the provider block, or CLOUDBACKUP_PUBLIC_KEY and "
+                f"CLOUDBACKUP_PRIVATE_KEY; "
+                f"`cloudbackup keys create` prints a new pair.",
+                path=[missing[0]],
+            )
+            return
+        try:
+            client = Client(values["url"], values["public_key"], values["private_key"])
+        except ValueError as exc:
+            diags.add_error(
+                "Invalid provider url",
+                f"{exc}. Set url (or CLOUDBACKUP_URL) to the address `cloudbackup serve` prints.",
+                path=["url"],
+            )
+            return
+        try:
+            client.get("/groups", itemsPerPage=1)
+        except Unreachable as exc:
+            add_unreachable(diags, exc, "Configuring the provider")
+            return
+        except ApiError as exc:
+            if exc.status == 401:
+                add_api_error(diags, exc, "Configuring the provider")
+                return
+            # A project key may not list projects: it authenticated, which is what this call checks.
+        self.client = client

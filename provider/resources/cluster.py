@@ -1,0 +1,208 @@
+"""cloudbackup_cluster: a cluster and its volumes; destroying it terminates it and deletes its snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from provider.client import ApiError, seg, wait_for
+from provider.planning import CLUSTER_FIELDS, PlannedCluster, check_cluster_change, check_regions, known
+from provider.resource import DEFAULT_TIMEOUT_SECONDS, Resource, State, split_import_id
+from provider.validation import block_elements
+from shim import rules
+
+READY = "IDLE"
+
+
+def regions_body(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The API's replicationSpecs for a set of region blocks."""
+    config = {
+        r["name"]: {"priority": int(r["priority"]), "electableNodes": int(r["electable_nodes"])}
+        for r in sorted(regions, key=lambda r: r["name"])
+    }
+    return [{"regionsConfig": config}]
+
+
+class Cluster(Resource):
+    type_name = "cloudbackup_cluster"
+    lifecycle = (
+        "Creating it waits until the cluster is IDLE. Changes of tier, type, regions or disk size are "
+        "made in place; a cluster with cloud provider snapshots enabled cannot move to M0, M2 or M5, to a"
+        " sharded type or to another provider (disable backup first), and its volumes can grow but not "
+        "shrink. Destroying it terminates the cluster and deletes all its snapshots from storage."
+    )
+    fields = CLUSTER_FIELDS
+
+    def _path(self, project_id: str, name: str | None = None) -> str:
+        base = f"/groups/{seg(project_id)}/clusters"
+        return f"{base}/{seg(name)}" if name is not None else base
+
+    def _state(self, project_id: str, data: dict[str, Any]) -> State:
+        specs = data.get("replicationSpecs") or [{}]
+        regions = [
+            {"name": name, "priority": cfg.get("priority"), "electable_nodes": cfg.get("electableNodes")}
+            for name, cfg in sorted((specs[0].get("regionsConfig") or {}).items())
+        ]
+        settings = data.get("providerSettings") or {}
+        preferred = data.get("preferredRegion")
+        if preferred is None and regions:
+            specs = {r["name"]: rules.RegionSpec(r["priority"], r["electable_nodes"]) for r in regions}
+            preferred = rules.preferred_region(specs)
+        enabled = bool(data.get("providerBackupEnabled") or data.get("backupMethod"))
+        return self.state(
+            id=f"{project_id}/{data['name']}",
+            project_id=project_id,
+            name=data["name"],
+            provider_name=settings.get("providerName"),
+            instance_size=settings.get("instanceSizeName"),
+            cluster_type=data.get("clusterType"),
+            disk_size_gb=data.get("diskSizeGB"),
+            region=regions,
+            state=data.get("stateName"),
+            preferred_region=preferred,
+            backup_enabled=enabled,
+            backup_method=data.get("backupMethod") if enabled else None,
+        )
+
+    # validation and planning
+
+    def validate(self, diags: Diagnostics, config: State) -> None:
+        super().validate(diags, config)
+        if diags.has_errors():
+            return
+        regions = config.get("region")
+        elements = block_elements(self.schema, config, "region")
+
+        def path_for(pointer: str | None) -> list[Any]:
+            # With one region block Terraform can point at its attribute; a set of several has no index.
+            if len(elements) != 1 or not pointer or not pointer.startswith(rules.REGIONS + "/"):
+                return ["region"]
+            return [*elements[0][0], "priority" if pointer.endswith("/priority") else "name"]
+
+        if regions is not None and regions is not Unknown:
+            check_regions(diags, config.get("provider_name"), regions, path_for)
+
+    def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
+        project_id, name = planned.get("project_id"), planned.get("name")
+        planned["id"] = f"{project_id}/{name}" if known(project_id, name) else Unknown
+        regions = planned.get("region")
+        if regions is not None and known(regions) and all(known(r) and known(*r.values()) for r in regions):
+            specs = {
+                r["name"]: rules.RegionSpec(int(r["priority"]), int(r["electable_nodes"])) for r in regions
+            }
+            planned["preferred_region"] = rules.preferred_region(specs) if specs else Unknown
+        else:
+            planned["preferred_region"] = Unknown
+        if prior is None:
+            planned["state"] = Unknown
+            planned["backup_enabled"] = Unknown
+            planned["backup_method"] = Unknown
+        self.plugin.run.record_cluster(
+            PlannedCluster(
+                project_id,
+                str(name),
+                planned.get("provider_name"),
+                planned.get("instance_size"),
+                planned.get("cluster_type"),
+            )
+        )
+        check_cluster_change(diags, prior, planned)
+
+    # CRUD
+
+    def _wait_ready(self, project_id: str, name: str) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            data = self.client.get(self._path(project_id, name))
+            return data if data.get("stateName") in (READY, None) else None
+
+        import time
+
+        return wait_for(ready, deadline=time.monotonic() + DEFAULT_TIMEOUT_SECONDS)
+
+    def create(self, diags: Diagnostics, planned: State) -> State | None:
+        project_id = planned["project_id"]
+        body = {
+            "name": planned["name"],
+            "providerSettings": {
+                "providerName": planned["provider_name"],
+                "instanceSizeName": planned["instance_size"],
+            },
+            "clusterType": planned["cluster_type"],
+            "replicationSpecs": regions_body(planned["region"]),
+            "diskSizeGB": int(planned["disk_size_gb"]),
+        }
+        data = self.client.post(self._path(project_id), body)
+        if data.get("stateName") not in (READY, None):
+            data = self._wait_ready(project_id, planned["name"])
+        return self._state(project_id, data)
+
+    def read(self, diags: Diagnostics, current: State) -> State | None:
+        project_id, client = current["project_id"], self.client
+        try:
+            data = client.cluster(project_id, current["name"])
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+        if data is None:
+            return None
+        if data.get("providerBackupEnabled"):
+            # The backup and snapshots of this cluster are what Terraform reads next, as a rule.
+            name = current["name"]
+            client.prefetch(
+                lambda: client.backup(project_id, name), lambda: client.snapshots(project_id, name)
+            )
+        return self._state(project_id, data)
+
+    def update(self, diags: Diagnostics, prior: State, planned: State) -> State | None:
+        project_id, name = planned["project_id"], planned["name"]
+        body: dict[str, Any] = {}
+        if (prior["provider_name"], prior["instance_size"]) != (
+            planned["provider_name"],
+            planned["instance_size"],
+        ):
+            body["providerSettings"] = {
+                "providerName": planned["provider_name"],
+                "instanceSizeName": planned["instance_size"],
+            }
+        if prior["cluster_type"] != planned["cluster_type"]:
+            body["clusterType"] = planned["cluster_type"]
+        if regions_body(prior["region"] or []) != regions_body(planned["region"]):
+            body["replicationSpecs"] = regions_body(planned["region"])
+        if prior["disk_size_gb"] != planned["disk_size_gb"]:
+            body["diskSizeGB"] = int(planned["disk_size_gb"])
+        if body:
+            data = self.client.patch(self._path(project_id, name), body)
+            if data.get("stateName") not in (READY, None):
+                data = self._wait_ready(project_id, name)
+        else:
+            data = self.client.get(self._path(project_id, name))
+        return self._state(project_id, data)
+
+    def delete(self, diags: Diagnostics, current: State) -> None:
+        path = self._path(current["project_id"], current["name"])
+        try:
+            self.client.delete(path)
+        except ApiError as error:
+            if error.not_found:
+                return
+            raise
+
+        def gone() -> bool | None:
+            try:
+                self.client.get(path)
+            except ApiError as error:
+                if error.not_found:
+                    return True
+                raise
+            return None
+
+        import time
+
+        wait_for(gone, deadline=time.monotonic() + DEFAULT_TIMEOUT_SECONDS)
+
+    def import_(self, diags: Diagnostics, import_id: str) -> State | None:
+        project_id, name = split_import_id(import_id, "PROJECT_ID/NAME")
+        return self.read(diags, {"project_id": project_id, "name": name})

@@ -1,0 +1,120 @@
+"""cloudbackup_cluster_backup: enables backup; destroying it disables backup and deletes the snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from provider.client import ApiError, seg, wait_for
+from provider.planning import BACKUP_FIELDS, check_backup, known
+from provider.resource import Resource, State, split_import_id
+
+DONE = ("completed", "failed")
+
+
+class ClusterBackup(Resource):
+    type_name = "cloudbackup_cluster_backup"
+    lifecycle = (
+        "Creating it enables backup and waits, within `timeouts.create` (default 60 minutes), until the "
+        "first snapshot is stored; later snapshots are taken every 24 hours from that moment and the last"
+        " 3 scheduled ones are kept. `terraform refresh` updates `snapshot_ids` and `next_snapshot_at`. "
+        "Destroying it disables backup, which deletes every snapshot of the cluster from storage at once."
+    )
+    fields = BACKUP_FIELDS
+
+    def _path(self, project_id: str, cluster_name: str) -> str:
+        return f"/groups/{seg(project_id)}/clusters/{seg(cluster_name)}/backup"
+
+    def _state(self, project_id: str, cluster_name: str, data: dict[str, Any]) -> State:
+        return self.state(
+            id=f"{project_id}/{cluster_name}",
+            project_id=project_id,
+            cluster_name=cluster_name,
+            method=data.get("method"),
+            storage_region=data.get("storageRegion"),
+            reference_time=data.get("referenceTime"),
+            next_snapshot_at=data.get("nextSnapshotAt"),
+            interval_hours=data.get("intervalHours"),
+            retention_count=data.get("retentionCount"),
+            snapshot_ids=list(data.get("snapshotIds") or []),
+        )
+
+    def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
+        project_id, cluster_name = planned.get("project_id"), planned.get("cluster_name")
+        replacing = prior is not None and any(
+            prior.get(name) != planned.get(name) for name in ("project_id", "cluster_name", "method")
+        )
+        if prior is not None and not replacing:
+            return
+        planned["id"] = f"{project_id}/{cluster_name}" if known(project_id, cluster_name) else Unknown
+        for name in (
+            "storage_region",
+            "reference_time",
+            "next_snapshot_at",
+            "interval_hours",
+            "retention_count",
+            "snapshot_ids",
+        ):
+            planned[name] = Unknown
+        client = self.plugin.client
+        check_backup(
+            diags,
+            client,
+            self.plugin.run,
+            project_id=project_id,
+            cluster_name=cluster_name,
+            method=planned.get("method"),
+        )
+
+    def _get(self, project_id: str, cluster_name: str) -> dict[str, Any] | None:
+        try:
+            data = self.client.get(self._path(project_id, cluster_name))
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+        return data if data.get("enabled", True) and data.get("method") else None
+
+    def create(self, diags: Diagnostics, planned: State) -> State | None:
+        project_id, cluster_name = planned["project_id"], planned["cluster_name"]
+        deadline = self.deadline(planned)
+        data = self.client.put(self._path(project_id, cluster_name), {"method": planned["method"]})
+        if data.get("executed", True) and data.get("snapshotIds") is not None:
+            # The first snapshot is taken at once: wait until it is stored (or failed), however long it takes.
+            def first_snapshot() -> dict[str, Any] | None:
+                current = self._get(project_id, cluster_name) or {}
+                snapshots = self.client.get(f"{self._path(project_id, cluster_name)}/snapshots").get(
+                    "results", []
+                )
+                if snapshots and snapshots[0].get("status") in DONE:
+                    if snapshots[0].get("status") == "failed":
+                        diags.add_warning(
+                            "The first snapshot failed",
+                            f"Backup is enabled, but snapshot {snapshots[0].get('id')} failed: "
+                            f"{snapshots[0].get('failureReason') or 'no reason given'}. The schedule takes "
+                            f"the next one in {current.get('intervalHours', 24)} hours; take one now with a "
+                            f"cloudbackup_snapshot resource.",
+                        )
+                    return current
+                return None
+
+            data = wait_for(first_snapshot, deadline=deadline, first=0.02)
+        return self._state(project_id, cluster_name, data)
+
+    def read(self, diags: Diagnostics, current: State) -> State | None:
+        data = self.client.backup(current["project_id"], current["cluster_name"])
+        enabled = data is not None and data.get("enabled", True) and data.get("method")
+        return self._state(current["project_id"], current["cluster_name"], data) if enabled else None
+
+    def delete(self, diags: Diagnostics, current: State) -> None:
+        try:
+            self.client.delete(self._path(current["project_id"], current["cluster_name"]))
+        except ApiError as error:
+            if not error.not_found:
+                raise
+
+    def import_(self, diags: Diagnostics, import_id: str) -> State | None:
+        project_id, cluster_name = split_import_id(import_id, "PROJECT_ID/CLUSTER_NAME")
+        return self.read(diags, {"project_id": project_id, "cluster_name": cluster_name})

@@ -1,0 +1,52 @@
+"""cloudbackup_project: a project (an Atlas group), the unit locked to one backup method."""
+
+from __future__ import annotations
+
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from provider.client import ApiError, seg
+from provider.resource import Resource, State, split_import_id
+
+
+class Project(Resource):
+    type_name = "cloudbackup_project"
+    lifecycle = (
+        "Creating it creates the project; destroying it deletes the project, which must have no clusters "
+        "left."
+    )
+    fields = {"/name": ["name"]}
+
+    def _state(self, data: dict) -> State:
+        return self.state(id=data["id"], name=data["name"], backup_method=data.get("backupMethod"))
+
+    def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
+        if prior is None or planned.get("name") != prior.get("name"):
+            self.plugin.run.record_new_project(planned.get("name"))
+            planned["id"] = Unknown
+            planned["backup_method"] = Unknown
+
+    def create(self, diags: Diagnostics, planned: State) -> State | None:
+        return self._state(self.client.post("/groups", {"name": planned["name"]}))
+
+    def read(self, diags: Diagnostics, current: State) -> State | None:
+        client = self.client
+        try:
+            data = client.project(current["id"])
+            client.prefetch(lambda: client.clusters(current["id"]))
+            return self._state(data)
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    def delete(self, diags: Diagnostics, current: State) -> None:
+        try:
+            self.client.delete(f"/groups/{seg(current['id'])}")
+        except ApiError as error:
+            if not error.not_found:
+                raise
+
+    def import_(self, diags: Diagnostics, import_id: str) -> State | None:
+        (project_id,) = split_import_id(import_id, "PROJECT_ID")
+        return self.read(diags, {"id": project_id})

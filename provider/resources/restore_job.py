@@ -1,0 +1,99 @@
+"""cloudbackup_restore_job: restores a snapshot into a target cluster; destroying it only forgets the job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from provider.client import ApiError, seg, wait_for
+from provider.resource import Resource, State, split_import_id
+
+DONE = ("completed", "failed")
+
+
+class RestoreJob(Resource):
+    type_name = "cloudbackup_restore_job"
+    lifecycle = (
+        "Creating it starts the restore and waits, within `timeouts.create` (default 60 minutes), until "
+        "it completed; a failed restore is an error that names the reason, and no resource is created. A "
+        "restore cannot be undone: destroying the resource only removes it from the Terraform state, and "
+        "the target cluster keeps the restored data."
+    )
+    fields = {
+        "/snapshotId": ["snapshot_id"],
+        "/targetClusterName": ["target_cluster_name"],
+        "/targetGroupId": ["target_project_id"],
+    }
+
+    def _path(self, project_id: str, cluster_name: str, job_id: str | None = None) -> str:
+        base = f"/groups/{seg(project_id)}/clusters/{seg(cluster_name)}/backup/restoreJobs"
+        return f"{base}/{seg(job_id)}" if job_id else base
+
+    def _state(self, project_id: str, cluster_name: str, data: dict[str, Any]) -> State:
+        return self.state(
+            id=data["id"],
+            project_id=project_id,
+            cluster_name=cluster_name,
+            snapshot_id=data.get("snapshotId"),
+            target_cluster_name=data.get("targetClusterName"),
+            target_project_id=data.get("targetGroupId") or project_id,
+            status=data.get("status"),
+            created_at=data.get("createdAt"),
+            finished_at=data.get("finishedAt"),
+        )
+
+    def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
+        if config.get("target_project_id") is None:
+            planned["target_project_id"] = planned.get("project_id")
+        names = ("project_id", "cluster_name", "snapshot_id", "target_cluster_name", "target_project_id")
+        if prior is None or any(prior.get(n) != planned.get(n) for n in names):
+            for name in ("id", "status", "created_at", "finished_at"):
+                planned[name] = Unknown
+
+    def create(self, diags: Diagnostics, planned: State) -> State | None:
+        project_id, cluster_name = planned["project_id"], planned["cluster_name"]
+        deadline = self.deadline(planned)
+        body = {
+            "snapshotId": planned["snapshot_id"],
+            "deliveryType": "automated",
+            "targetClusterName": planned["target_cluster_name"],
+            "targetGroupId": planned["target_project_id"],
+        }
+        data = self.client.post(self._path(project_id, cluster_name), body)
+        if data.get("status") not in DONE:
+            path = self._path(project_id, cluster_name, data["id"])
+            data = wait_for(
+                lambda: (lambda d: d if d.get("status") in DONE else None)(self.client.get(path)),
+                deadline=deadline,
+                first=0.02,
+            )
+        if data.get("status") == "failed":
+            diags.add_error(
+                "The restore failed",
+                f"Restore job {data['id']} of snapshot {planned['snapshot_id']} into cluster "
+                f"{planned['target_cluster_name']!r} failed: "
+                f"{data.get('failureReason') or 'no reason given'}."
+                f" "
+                f"Fix the cause, then apply again to start a new restore.",
+            )
+            return None
+        return self._state(project_id, cluster_name, data)
+
+    def read(self, diags: Diagnostics, current: State) -> State | None:
+        try:
+            data = self.client.get(self._path(current["project_id"], current["cluster_name"], current["id"]))
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+        return self._state(current["project_id"], current["cluster_name"], data)
+
+    def delete(self, diags: Diagnostics, current: State) -> None:
+        # A restore cannot be undone: destroying the resource only removes it from the Terraform state.
+        return None
+
+    def import_(self, diags: Diagnostics, import_id: str) -> State | None:
+        project_id, cluster_name, job_id = split_import_id(import_id, "PROJECT_ID/CLUSTER_NAME/JOB_ID")
+        return self.read(diags, {"project_id": project_id, "cluster_name": cluster_name, "id": job_id})

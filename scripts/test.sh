@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test: unit, API, driver (local and azure), process and terraform acceptance tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/ruff check shim provider tests benchmarks
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,63 @@
+"""Clusters: GET/POST /groups/{groupId}/clusters, GET/PATCH/DELETE .../clusters/{clusterName}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from shim import schemas
+from shim.api import views
+from shim.api.common import body, page, reach, service
+from shim.schemas import operation
+
+RESPONSE = schemas.CLUSTER + "#/$defs/response"
+
+
+def blueprint() -> Blueprint:
+    bp = Blueprint("clusters", __name__)
+
+    @bp.get("/groups/<group_id>/clusters")
+    @operation(summary="List the project's clusters, newest first.", response=RESPONSE, listing=True)
+    def list_clusters(group_id: str) -> Any:
+        offset, limit = page()
+        rows, total = service().list_clusters(reach(group_id), offset=offset, limit=limit)
+        return views.listing([views.cluster(row) for row in rows], total)
+
+    @bp.post("/groups/<group_id>/clusters")
+    @operation(
+        summary="Create a cluster and its member volumes; providerBackupEnabled enables backup at once.",
+        request=schemas.CLUSTER,
+        response=RESPONSE,
+        status=201,
+        errors=(400, 401, 403, 404, 409),
+    )
+    def create_cluster(group_id: str) -> Any:
+        project_id = reach(group_id)
+        data = body(schemas.CLUSTER)
+        return views.cluster(service().create_cluster(project_id, data)), 201
+
+    @bp.get("/groups/<group_id>/clusters/<cluster_name>")
+    @operation(summary="Get one cluster.", response=RESPONSE)
+    def get_cluster(group_id: str, cluster_name: str) -> Any:
+        return views.cluster(service().get_cluster(reach(group_id), cluster_name))
+
+    @bp.patch("/groups/<group_id>/clusters/<cluster_name>")
+    @operation(
+        summary="Change a cluster (R11 refuses what cloud provider snapshots cannot follow).",
+        request=schemas.CLUSTER_PATCH,
+        response=RESPONSE,
+        errors=(400, 401, 403, 404, 409),
+    )
+    def update_cluster(group_id: str, cluster_name: str) -> Any:
+        project_id = reach(group_id)
+        data = body(schemas.CLUSTER_PATCH)
+        return views.cluster(service().update_cluster(project_id, cluster_name, data))
+
+    @bp.delete("/groups/<group_id>/clusters/<cluster_name>")
+    @operation(summary="Terminate a cluster: its snapshots (R9) and volumes are deleted.", status=204)
+    def terminate_cluster(group_id: str, cluster_name: str) -> Any:
+        service().terminate_cluster(reach(group_id), cluster_name)
+        return "", 204
+
+    return bp

@@ -1,0 +1,105 @@
+"""What every API area shares: the runtime, the caller's key, bodies, paging and flags."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app, g, request
+
+from shim import rules, schemas
+from shim.errors import GROUP_NOT_FOUND, INVALID_QUERY_PARAMETER, MALFORMED_REQUEST, ApiError
+
+if TYPE_CHECKING:
+    from shim.auth import DigestAuth, Principal
+    from shim.config import Config
+    from shim.scheduler import Scheduler
+    from shim.service import Service
+
+OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+DEFAULT_ITEMS_PER_PAGE = 100
+MAX_ITEMS_PER_PAGE = 500
+
+
+@dataclass
+class Runtime:
+    """What create_app builds once and every request uses."""
+
+    config: Config
+    service: Service
+    auth: DigestAuth
+    scheduler: Scheduler | None = None
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["cloudbackup"]
+
+
+def service() -> Service:
+    return runtime().service
+
+
+def principal() -> Principal:
+    return g.principal
+
+
+def reach(project_id: str) -> str:
+    """The project id if the caller's key reaches it; otherwise 404, as if it did not exist."""
+    if not OBJECT_ID.match(project_id) or not principal().can_reach(project_id):
+        raise ApiError(404, GROUP_NOT_FOUND, f"No project with ID {project_id}.")
+    return project_id
+
+
+def body(ref: str) -> dict[str, Any]:
+    """The request body, read as a JSON object and validated against its schema in provider-schema/."""
+    data = schemas.parse_body(request.get_data(cache=True), request.content_type)
+    for where, key in schemas.duplicate_keys(data):
+        if where.endswith("/regionsConfig"):
+            refusal = rules.duplicate_region_refusal([key, key])
+            assert refusal is not None
+            raise ApiError.from_refusals([refusal])
+        raise ApiError(
+            400,
+            MALFORMED_REQUEST,
+            f"Field {where}/{schemas.escape(key)} appears twice; give it once.",
+            [f"{where}/{schemas.escape(key)}"],
+        )
+    schemas.validate(data, ref)
+    return data
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ApiError(
+            400,
+            INVALID_QUERY_PARAMETER,
+            f"Query parameter {name} must be a whole number from {low} to {high}.",
+            [name],
+        )
+    return value
+
+
+def page() -> tuple[int, int]:
+    """(offset, limit) from Atlas's pageNum (from 1) and itemsPerPage (default 100, at most 500)."""
+    per_page = _int_arg("itemsPerPage", DEFAULT_ITEMS_PER_PAGE, 1, MAX_ITEMS_PER_PAGE)
+    number = _int_arg("pageNum", 1, 1, 1_000_000)
+    return (number - 1) * per_page, per_page
+
+
+def flag(name: str) -> bool:
+    raw = request.args.get(name)
+    if raw is None:
+        return False
+    if raw.lower() in ("true", "1", ""):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise ApiError(400, INVALID_QUERY_PARAMETER, f"Query parameter {name} must be true or false.", [name])

@@ -1,0 +1,96 @@
+"""How the API shows each record: the response objects of provider-schema/'s `$defs/response`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shim import rules
+from shim.clock import format_time
+from shim.service import Backup, preferred_region
+from shim.store.models import Cluster, Project, RestoreJob, Snapshot
+
+
+def project(row: Project, backup_method: str | None, cluster_count: int) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "backupMethod": backup_method,
+        "clusterCount": cluster_count,
+        "created": format_time(row.created_at),
+    }
+
+
+def cluster(row: Cluster) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "groupId": row.project_id,
+        "name": row.name,
+        "providerSettings": {"providerName": row.provider_name, "instanceSizeName": row.instance_size},
+        "clusterType": row.cluster_type,
+        "replicationSpecs": [{"regionsConfig": dict(row.regions)}],
+        "diskSizeGB": row.disk_size_gb,
+        "providerBackupEnabled": row.backup_method == rules.CLOUD_PROVIDER_SNAPSHOTS,
+        "backupMethod": row.backup_method,
+        "preferredRegion": preferred_region(row),
+        "stateName": row.state,
+        "createDate": format_time(row.created_at),
+    }
+
+
+def backup(item: Backup) -> dict[str, Any]:
+    row = item.cluster
+    executed = row.backup_method == rules.CLOUD_PROVIDER_SNAPSHOTS
+    body: dict[str, Any] = {
+        "groupId": row.project_id,
+        "clusterName": row.name,
+        "enabled": row.backup_method is not None,
+        "method": row.backup_method,
+        # CONTINUOUS is recorded (it locks the project's method, R4); this system takes no snapshots for it.
+        "executed": executed,
+        "storageRegion": preferred_region(row) if executed else None,
+        "referenceTime": format_time(row.reference_time) if executed else None,
+        "nextSnapshotAt": format_time(row.next_due_at) if executed else None,
+        "intervalHours": int(rules.SNAPSHOT_INTERVAL.total_seconds() // 3600),
+        "retentionCount": rules.RETENTION_COUNT,
+        "snapshotIds": item.snapshot_ids,
+    }
+    if item.dry_run:
+        body["dryRun"] = True
+    return body
+
+
+def snapshot(row: Snapshot, cluster_name: str) -> dict[str, Any]:
+    scheduled = row.snapshot_type == "scheduled"
+    return {
+        "id": row.id,
+        "createdAt": format_time(row.created_at),
+        "expiresAt": format_time(rules.expected_expiry(row.created_at, scheduled=scheduled)),
+        "status": row.status,
+        "snapshotType": row.snapshot_type,
+        "type": "replicaSet",
+        "cloudProvider": "AZURE",
+        "regionName": row.region,
+        "replicaSetName": cluster_name,
+        "storageSizeBytes": row.storage_size_bytes,
+        "description": row.description,
+        "checksum": row.checksum,
+        "failureReason": row.failure_reason,
+    }
+
+
+def restore_job(row: RestoreJob) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "snapshotId": row.snapshot_id,
+        "deliveryType": "automated",
+        "targetGroupId": row.target_project_id,
+        "targetClusterName": row.target_cluster_name,
+        "status": row.status,
+        "createdAt": format_time(row.created_at),
+        "finishedAt": format_time(row.finished_at),
+        "failureReason": row.failure_reason,
+    }
+
+
+def listing(results: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    return {"results": results, "totalCount": total}

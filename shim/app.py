@@ -1,0 +1,70 @@
+"""The application factory: create_app(config) wires store, driver, clock, service, auth and the API."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from shim.api import register
+from shim.api.common import Runtime
+from shim.auth import DigestAuth, load_nonce_key
+from shim.clock import Clock, ManualClock, RealClock
+from shim.config import Config
+from shim.drivers import make_driver
+from shim.errors import install_error_handlers
+from shim.scheduler import Scheduler
+from shim.service import Service
+from shim.store import Store, default_url
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """A ready shim: database migrated, driver made, unfinished work reconciled, scheduler started."""
+    config = config or Config()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(config.database_url or default_url(config.data_dir))
+    store.migrate()
+    clock: Clock = config.clock or (ManualClock() if config.manual_clock else RealClock())
+    driver = make_driver(config)
+    service = Service(
+        store,
+        driver,
+        clock,
+        batch_size=config.batch_size,
+        driver_workers=config.driver_workers,
+        snapshot_delay=config.snapshot_delay(),
+    )
+    service.load_manual_clock()
+    auth = DigestAuth(store, load_nonce_key(store), nonce_ttl_seconds=config.nonce_ttl_seconds)
+
+    app = Flask("shim")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    install_error_handlers(app)
+    register(app, manual_clock=clock.manual)
+    runtime = Runtime(config, service, auth)
+    app.extensions["cloudbackup"] = runtime
+    if config.reconcile:
+        service.reconcile()
+    if config.scheduler:
+        runtime.scheduler = Scheduler(service, config.tick_seconds)
+        runtime.scheduler.start()
+    log.info(
+        "shim ready: driver %s, database %s, %s clock",
+        driver.name,
+        store.engine.url.render_as_string(hide_password=True),
+        "manual" if clock.manual else "real",
+    )
+    return app
+
+
+def shutdown(app: Flask) -> None:
+    """Stop the scheduler (finishing its tick), then release the driver and the database."""
+    runtime: Runtime = app.extensions["cloudbackup"]
+    if runtime.scheduler is not None:
+        runtime.scheduler.stop()
+    with runtime.service.work_lock:
+        runtime.service.close()
+        runtime.service.driver.close()
+        runtime.service.store.close()

@@ -1,0 +1,246 @@
+"""HTTP Digest authentication (RFC 7616) with API key pairs, and what each key may reach."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import string
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shim.errors import ORG_API_KEY_REQUIRED, READ_ONLY_API_KEY, UNAUTHORIZED, ApiError
+from shim.store import Store
+from shim.store.models import ApiKey, Setting
+
+REALM = "cloudbackup"
+NONCE_KEY_SETTING = "digest_nonce_key"
+ALGORITHMS = {
+    "MD5": hashlib.md5,
+    "MD5-SESS": hashlib.md5,
+    "SHA-256": hashlib.sha256,
+    "SHA-256-SESS": hashlib.sha256,
+}
+_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]+)')
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The API key a request was made with, and its reach."""
+
+    public_key: str
+    project_id: str | None
+    read_only: bool
+
+    @property
+    def is_org(self) -> bool:
+        return self.project_id is None
+
+    def can_reach(self, project_id: str) -> bool:
+        """An organization key reaches every project; a project key its own alone."""
+        return self.project_id is None or self.project_id == project_id
+
+    def require_write(self) -> None:
+        if self.read_only:
+            raise ApiError(
+                403,
+                READ_ONLY_API_KEY,
+                f"API key {self.public_key} is read-only; use a key created without --read-only for changes.",
+            )
+
+    def require_org(self) -> None:
+        if not self.is_org:
+            raise ApiError(
+                403,
+                ORG_API_KEY_REQUIRED,
+                f"API key {self.public_key} belongs to one project; creating projects needs an organization "
+                f"key (`cloudbackup keys create` without --project).",
+            )
+
+
+def ha1(algorithm: str, public_key: str, private_key: str) -> str:
+    """H(username:realm:password): what Digest verification needs, so the private key need not be kept."""
+    return ALGORITHMS[algorithm](f"{public_key}:{REALM}:{private_key}".encode()).hexdigest()
+
+
+def create_key(session: Session, *, project_id: str | None, read_only: bool) -> tuple[str, str]:
+    """A new key pair; only its Digest HA1 hashes are stored. Returns (public key, private key)."""
+    public_key = "".join(secrets.choice(string.ascii_lowercase) for _ in range(8))
+    private_key = str(uuid.uuid4())
+    session.add(
+        ApiKey(
+            public_key=public_key,
+            ha1_md5=ha1("MD5", public_key, private_key),
+            ha1_sha256=ha1("SHA-256", public_key, private_key),
+            project_id=project_id,
+            read_only=read_only,
+            created_at=datetime.now(UTC),
+        )
+    )
+    return public_key, private_key
+
+
+def load_nonce_key(store: Store) -> bytes:
+    """The HMAC key that signs nonces, made once and kept in the database so restarts honour old nonces."""
+    with store.write() as session:
+        setting = session.get(Setting, NONCE_KEY_SETTING)
+        if setting is None:
+            setting = Setting(key=NONCE_KEY_SETTING, value=secrets.token_hex(32))
+            session.add(setting)
+        return bytes.fromhex(setting.value)
+
+
+def parse_authorization(header: str) -> dict[str, str]:
+    """The parameters of a `Digest ...` Authorization header."""
+    scheme, _, rest = header.strip().partition(" ")
+    if scheme.lower() != "digest":
+        return {}
+    params: dict[str, str] = {}
+    for key, value in _PARAM.findall(rest):
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params[key.lower()] = value
+    return params
+
+
+@dataclass(frozen=True)
+class _Key:
+    ha1_md5: str
+    ha1_sha256: str
+    project_id: str | None
+    read_only: bool
+
+
+class DigestAuth:
+    """Stateless Digest: nonces are HMAC-signed timestamps, so any process on the database accepts them.
+
+    Nonce counts are not tracked (that would need state); a nonce is good for its lifetime.
+    """
+
+    def __init__(self, store: Store, nonce_key: bytes, *, nonce_ttl_seconds: int = 300) -> None:
+        self.store = store
+        self.nonce_key = nonce_key
+        self.ttl = nonce_ttl_seconds
+        self.opaque = hmac.new(nonce_key, b"opaque", hashlib.sha256).hexdigest()[:32]
+        # Keys never change once created, so a found key is remembered (misses are not).
+        self._keys: dict[str, _Key] = {}
+        self._keys_lock = threading.Lock()
+
+    # nonces
+
+    def make_nonce(self, issued: float | None = None) -> str:
+        stamp = struct.pack(">d", time.time() if issued is None else issued) + secrets.token_bytes(8)
+        mac = hmac.new(self.nonce_key, stamp, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(stamp + mac).decode().rstrip("=")
+
+    def nonce_state(self, nonce: str) -> str:
+        """ "fresh", "stale" (signed by us but expired) or "invalid"."""
+        try:
+            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+        except (ValueError, TypeError):
+            return "invalid"
+        if len(raw) != 32:
+            return "invalid"
+        stamp, mac = raw[:16], raw[16:]
+        if not hmac.compare_digest(mac, hmac.new(self.nonce_key, stamp, hashlib.sha256).digest()[:16]):
+            return "invalid"
+        issued = struct.unpack(">d", stamp[:8])[0]
+        return "fresh" if 0 <= time.time() - issued <= self.ttl else "stale"
+
+    def challenges(self, *, stale: bool = False) -> list[tuple[str, str]]:
+        """WWW-Authenticate headers: MD5 first (what curl --digest and Atlas clients use), SHA-256 too."""
+        nonce = self.make_nonce()
+        extra = ", stale=true" if stale else ""
+        return [
+            (
+                "WWW-Authenticate",
+                f'Digest realm="{REALM}", qop="auth", nonce="{nonce}", opaque="{self.opaque}", '
+                f"algorithm={algorithm}{extra}",
+            )
+            for algorithm in ("MD5", "SHA-256")
+        ]
+
+    def _refuse(self, detail: str, *, stale: bool = False) -> ApiError:
+        return ApiError(401, UNAUTHORIZED, detail, headers=self.challenges(stale=stale))
+
+    # keys
+
+    def _key(self, public_key: str) -> _Key | None:
+        key = self._keys.get(public_key)
+        if key is not None:
+            return key
+        with self.store.read() as session:
+            row = session.execute(select(ApiKey).where(ApiKey.public_key == public_key)).scalar_one_or_none()
+            if row is None:
+                return None
+            key = _Key(row.ha1_md5, row.ha1_sha256, row.project_id, row.read_only)
+        with self._keys_lock:
+            self._keys[public_key] = key
+        return key
+
+    # verification
+
+    def authenticate(self, method: str, request_uri: str, header: str | None) -> Principal:
+        """The key that signed this request, or a 401 carrying fresh challenges."""
+        if not header:
+            raise self._refuse(
+                "This API needs HTTP Digest authentication with an API key pair "
+                "(curl --digest -u PUBLIC_KEY:PRIVATE_KEY); create one with `cloudbackup keys create`."
+            )
+        params = parse_authorization(header)
+        needed = ("username", "realm", "nonce", "uri", "response")
+        if not params or any(name not in params for name in needed):
+            raise self._refuse("The Authorization header is not a complete Digest response.")
+        algorithm = params.get("algorithm", "MD5").upper()
+        if algorithm not in ALGORITHMS:
+            raise self._refuse(f"Digest algorithm {algorithm} is not supported; use MD5 or SHA-256.")
+        if params["realm"] != REALM:
+            raise self._refuse(f'The Digest realm must be "{REALM}".')
+        if not _same_uri(params["uri"], request_uri):
+            raise self._refuse("The Digest uri does not match the request.")
+        state = self.nonce_state(params["nonce"])
+        if state == "invalid":
+            raise self._refuse("The Digest nonce was not issued by this shim.")
+        key = self._key(params["username"])
+        if key is None:
+            raise self._refuse("Unknown API key, or wrong private key.")
+        hash_fn = ALGORITHMS[algorithm]
+
+        def h(text: str) -> str:
+            return hash_fn(text.encode()).hexdigest()
+
+        base = key.ha1_sha256 if algorithm.startswith("SHA-256") else key.ha1_md5
+        a1 = (
+            h(f"{base}:{params['nonce']}:{params.get('cnonce', '')}") if algorithm.endswith("-SESS") else base
+        )
+        a2 = h(f"{method}:{params['uri']}")
+        qop = params.get("qop")
+        if qop:
+            if qop.lower() != "auth" or "nc" not in params or "cnonce" not in params:
+                raise self._refuse('Only qop="auth" with nc and cnonce is supported.')
+            expected = h(f"{a1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:{qop}:{a2}")
+        else:
+            expected = h(f"{a1}:{params['nonce']}:{a2}")
+        if not hmac.compare_digest(expected, params["response"].lower()):
+            raise self._refuse("Unknown API key, or wrong private key.")
+        if state == "stale":
+            # The credentials were right; the client only has to answer a fresh nonce.
+            raise self._refuse("The Digest nonce expired; answer the new one.", stale=True)
+        return Principal(params["username"], key.project_id, key.read_only)
+
+
+def _same_uri(digest_uri: str, request_uri: str) -> bool:
+    """Whether the uri a client signed is the one it requested (clients may sign an absolute URI)."""
+    signed = urlsplit(digest_uri)
+    actual = urlsplit(request_uri)
+    return (signed.path, signed.query) == (actual.path, actual.query)

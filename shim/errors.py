@@ -1,0 +1,121 @@
+"""The one error shape of the whole API, and the handlers that answer every failure with it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from shim.rules import Refusal
+
+log = logging.getLogger(__name__)
+
+# errorCodes of the API besides the rules' own.
+INVALID_ATTRIBUTE = "INVALID_ATTRIBUTE"
+INVALID_QUERY_PARAMETER = "INVALID_QUERY_PARAMETER"
+MALFORMED_REQUEST = "MALFORMED_REQUEST"
+GROUP_NOT_FOUND = "GROUP_NOT_FOUND"
+CLUSTER_NOT_FOUND = "CLUSTER_NOT_FOUND"
+SNAPSHOT_NOT_FOUND = "SNAPSHOT_NOT_FOUND"
+RESTORE_JOB_NOT_FOUND = "RESTORE_JOB_NOT_FOUND"
+DUPLICATE_PROJECT_NAME = "DUPLICATE_PROJECT_NAME"
+DUPLICATE_CLUSTER_NAME = "DUPLICATE_CLUSTER_NAME"
+CANNOT_DELETE_GROUP_WITH_CLUSTERS = "CANNOT_DELETE_GROUP_WITH_CLUSTERS"
+BACKUP_NOT_ENABLED = "BACKUP_NOT_ENABLED"
+UNAUTHORIZED = "USER_UNAUTHORIZED"
+READ_ONLY_API_KEY = "READ_ONLY_API_KEY"
+ORG_API_KEY_REQUIRED = "ORG_API_KEY_REQUIRED"
+NOT_FOUND = "NOT_FOUND"
+METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+STORAGE_ERROR = "STORAGE_ERROR"
+UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
+
+
+class ApiError(Exception):
+    """A failure the API answers with its error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        parameters: Iterable[str] = (),
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.parameters = [p for p in parameters if p]
+        self.headers = headers or []
+
+    @classmethod
+    def from_refusals(cls, refusals: list[Refusal]) -> ApiError:
+        """The first refusal decides code and status; every refusal's detail and field are reported."""
+        first = refusals[0]
+        detail = " ".join(r.detail for r in refusals) if len(refusals) > 1 else first.detail
+        return cls(first.status, first.code, detail, [r.field for r in refusals if r.field])
+
+
+def error_body(status: int, code: str, detail: str, parameters: Iterable[str] = ()) -> dict[str, Any]:
+    """The error shape: {"error", "errorCode", "detail", "reason"} plus the fields at fault, if any."""
+    body: dict[str, Any] = {
+        "error": status,
+        "errorCode": code,
+        "detail": detail,
+        "reason": HTTPStatus(status).phrase,
+    }
+    params = list(parameters)
+    if params:
+        body["parameters"] = params
+    return body
+
+
+def error_response(error: ApiError) -> Response:
+    response = jsonify(error_body(error.status, error.code, error.detail, error.parameters))
+    response.status_code = error.status
+    for name, value in error.headers:
+        response.headers.add(name, value)
+    return response
+
+
+def not_found(code: str, what: str) -> ApiError:
+    return ApiError(404, code, what)
+
+
+def install_error_handlers(app: Flask) -> None:
+    """Answer every error in JSON, never HTML: the API's own, HTTP ones, and unexpected ones."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        if status == 404:
+            code, detail = NOT_FOUND, "No resource at this path. The API lives under /api/atlas/v1.0."
+        elif status == 405:
+            allowed = ", ".join(sorted(getattr(error, "valid_methods", None) or []))
+            code, detail = METHOD_NOT_ALLOWED, f"This path does not accept that method; it accepts {allowed}."
+        elif status == 400:
+            code, detail = MALFORMED_REQUEST, "The request could not be read: " + (error.description or "")
+        elif status == 413:
+            code, detail = MALFORMED_REQUEST, "The request body is too large."
+        else:
+            code, detail = HTTPStatus(status).name, error.description or HTTPStatus(status).phrase
+        response = error_response(ApiError(status, code, detail))
+        if status == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods or [])
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unexpected error while answering a request")
+        return error_response(
+            ApiError(500, UNEXPECTED_ERROR, "An unexpected error occurred; the shim's log has the details.")
+        )

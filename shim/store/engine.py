@@ -1,0 +1,89 @@
+"""The database engine and its sessions: SQLite in WAL mode by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from shim.store.migrations import migrate
+
+DATABASE_FILE = "cloudbackup.db"
+
+
+def default_url(data_dir: Path) -> str:
+    """The SQLite database in the data directory."""
+    return f"sqlite:///{(data_dir / DATABASE_FILE).resolve()}"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling starts transactions lazily and cannot take the write lock
+    # up front; with it off, every transaction is begun here: writers with BEGIN IMMEDIATE so that two
+    # writers queue on the busy timeout instead of failing when one upgrades a read lock.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a crash of the process (kill -9); only a power loss can lose
+        # the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("cloudbackup_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    """The engine plus two kinds of session: reads, and writes that commit on success."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+        if not url.endswith(":memory:"):
+            kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=False)
+        self.engine = create_engine(url, **kwargs)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._reader = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._writer = sessionmaker(
+            self.engine.execution_options(cloudbackup_write=True), expire_on_commit=False, autoflush=False
+        )
+
+    def migrate(self) -> int:
+        """Create the tables or bring them to the latest schema version."""
+        with self.engine.execution_options(cloudbackup_write=True).begin() as conn:
+            return migrate(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading; it never commits. Objects read stay usable after the block (closing,
+        unlike a rollback, does not expire them)."""
+        with self._reader() as session:
+            yield session
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A plain connection for the hot read paths: Core queries, no ORM bookkeeping."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        with self._writer() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()

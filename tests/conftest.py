@@ -1,0 +1,87 @@
+"""Fixtures: an app on a temporary data directory with a manual clock, and a Digest-speaking test client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from shimkit import START, ApiClient, FlakyDriver
+
+from shim.app import create_app, shutdown
+from shim.auth import create_key
+from shim.clock import ManualClock
+from shim.config import Config
+from shim.drivers.local import LocalDriver
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A fresh data directory; on tmpfs where there is one, as fsyncs would dominate the run time."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        path = Path(tempfile.mkdtemp(prefix="cloudbackup-test-", dir=shm))
+        yield path
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path = tmp_path / "data"
+        path.mkdir()
+        yield path
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def config(data_dir: Path, clock: ManualClock) -> Config:
+    """A shim on the local driver (no fsync: test data) with a manual clock and no scheduler thread."""
+    return Config(
+        data_dir=data_dir,
+        clock=clock,
+        manual_clock=True,
+        scheduler=False,
+        driver_workers=4,
+        driver_factory=lambda c: FlakyDriver(LocalDriver(c.data_dir, durable=False)),
+    )
+
+
+@pytest.fixture
+def app(config: Config) -> Iterator[Flask]:
+    application = create_app(config)
+    yield application
+    shutdown(application)
+
+
+@pytest.fixture
+def make_key(app: Flask) -> Callable[..., tuple[str, str]]:
+    """Create an API key in the app's database, as `cloudbackup keys create` does."""
+
+    def make(project: str | None = None, read_only: bool = False) -> tuple[str, str]:
+        with app.extensions["cloudbackup"].service.store.write() as session:
+            return create_key(session, project_id=project, read_only=read_only)
+
+    return make
+
+
+@pytest.fixture
+def org_key(make_key: Callable[..., tuple[str, str]]) -> tuple[str, str]:
+    return make_key()
+
+
+@pytest.fixture
+def client(app: Flask, org_key: tuple[str, str]) -> ApiClient:
+    """A test client authenticated with an organization key."""
+    return ApiClient(app.test_client(), org_key)
+
+
+@pytest.fixture
+def driver(app: Flask) -> FlakyDriver:
+    return app.extensions["cloudbackup"].service.driver

@@ -1,0 +1,217 @@
+"""Plan-time checks without Terraform: defaults, unknowns, rules on this run's plans and the API's answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tf.types import Unknown
+from tf.utils import Diagnostics
+
+from provider.client import ApiError
+from provider.planning import Run, check_backup, check_cluster_change
+from provider.plugin import Plugin
+from provider.resource import duration_seconds, split_import_id
+
+PID = "0123456789abcdef01234567"
+
+
+class FakeClient:
+    """Answers the reads the checks make, and records dry runs."""
+
+    def __init__(
+        self, clusters: dict[str, dict[str, Any]] | None = None, refusal: ApiError | None = None
+    ) -> None:
+        self._clusters = clusters or {}
+        self.refusal = refusal
+        self.dry_runs: list[tuple[str, Any]] = []
+
+    def clusters(self, project_id: str) -> dict[str, dict[str, Any]]:
+        return self._clusters
+
+    def project(self, project_id: str) -> dict[str, Any]:
+        return {"id": project_id, "name": "shop"}
+
+    def put(self, path: str, body: Any = None, **query: Any) -> Any:
+        self.dry_runs.append((path, query))
+        if self.refusal:
+            raise self.refusal
+        return {"dryRun": True}
+
+
+def cluster_config(**overrides: Any) -> dict[str, Any]:
+    config = {
+        "project_id": Unknown,
+        "name": "orders",
+        "provider_name": "AZURE",
+        "instance_size": "M10",
+        "cluster_type": None,
+        "disk_size_gb": None,
+        "region": [{"name": "eastus2", "priority": None, "electable_nodes": None}],
+    }
+    config.update(overrides)
+    return {
+        k: config.get(k)
+        for k in (
+            "project_id",
+            "name",
+            "provider_name",
+            "instance_size",
+            "cluster_type",
+            "disk_size_gb",
+            "region",
+            "id",
+            "state",
+            "preferred_region",
+            "backup_enabled",
+            "backup_method",
+        )
+    }
+
+
+def errors(diags: Diagnostics) -> list[tuple[str, list[Any] | None]]:
+    return [(d.summary, d.path) for d in diags.diagnostics if d.severity == "error"]
+
+
+def test_a_new_cluster_plans_its_defaults_and_leaves_what_apply_decides_unknown() -> None:
+    plugin = Plugin()
+    diags = Diagnostics()
+    planned, replace = plugin.resources["cloudbackup_cluster"].plan(diags, None, cluster_config())
+    assert not diags.diagnostics and replace == []
+    assert (planned["cluster_type"], planned["disk_size_gb"]) == ("REPLICASET", 10)
+    assert planned["region"] == [{"name": "eastus2", "priority": 7, "electable_nodes": 3}]
+    assert planned["preferred_region"] == "eastus2"
+    assert planned["id"] is Unknown and planned["state"] is Unknown
+
+
+def test_an_unchanged_cluster_keeps_its_computed_values_from_the_state() -> None:
+    plugin = Plugin()
+    prior = cluster_config(
+        project_id=PID,
+        cluster_type="REPLICASET",
+        disk_size_gb=10,
+        region=[{"name": "eastus2", "priority": 7, "electable_nodes": 3}],
+    )
+    prior.update(
+        id=f"{PID}/orders",
+        state="IDLE",
+        preferred_region="eastus2",
+        backup_enabled=True,
+        backup_method="CLOUD_PROVIDER_SNAPSHOTS",
+    )
+    planned, replace = plugin.resources["cloudbackup_cluster"].plan(
+        Diagnostics(), prior, cluster_config(project_id=PID)
+    )
+    assert planned == prior and replace == []
+
+
+def test_a_backup_of_a_planned_m0_cluster_is_refused_on_its_cluster_name() -> None:
+    run, diags = Run(), Diagnostics()
+    plugin = Plugin()
+    plugin.run = run
+    plugin.resources["cloudbackup_cluster"].plan(Diagnostics(), None, cluster_config(instance_size="M0"))
+    check_backup(
+        diags, None, run, project_id=Unknown, cluster_name="orders", method="CLOUD_PROVIDER_SNAPSHOTS"
+    )
+    assert errors(diags) == [
+        ("Cloud provider snapshots are not available for M0, M2 and M5 clusters", ["cluster_name"])
+    ]
+
+
+def test_a_project_locked_by_a_cluster_outside_the_configuration_refuses_the_other_method() -> None:
+    run, diags = Run(), Diagnostics()
+    client = FakeClient({"legacy": {"providerBackupEnabled": False, "backupMethod": "CONTINUOUS"}})
+    plugin = Plugin()
+    plugin.run = run
+    plugin.resources["cloudbackup_cluster"].plan(Diagnostics(), None, cluster_config(project_id=PID))
+    check_backup(diags, client, run, project_id=PID, cluster_name="orders", method="CLOUD_PROVIDER_SNAPSHOTS")
+    assert errors(diags) == [("The project is locked to another backup method", ["method"])]
+
+
+def test_an_existing_cluster_is_checked_by_a_dry_run_whose_refusal_lands_on_the_attribute() -> None:
+    refusal = ApiError(
+        400, "TIER_NOT_SUPPORTED", "Scale it.", parameters=["/providerSettings/instanceSizeName"]
+    )
+    client, diags = FakeClient(refusal=refusal), Diagnostics()
+    check_backup(diags, client, Run(), project_id=PID, cluster_name="free", method="CLOUD_PROVIDER_SNAPSHOTS")
+    assert client.dry_runs == [(f"/groups/{PID}/clusters/free/backup", {"dryRun": "true"})]
+    assert errors(diags) == [
+        ("Cloud provider snapshots are not available for M0, M2 and M5 clusters", ["cluster_name"])
+    ]
+
+
+def test_a_dry_run_that_finds_no_cluster_passes_because_a_valid_plan_must_not_be_refused() -> None:
+    client, diags = FakeClient(refusal=ApiError(404, "CLUSTER_NOT_FOUND", "no such cluster")), Diagnostics()
+    check_backup(
+        diags, client, Run(), project_id=PID, cluster_name="later", method="CLOUD_PROVIDER_SNAPSHOTS"
+    )
+    assert diags.diagnostics == []
+
+
+def test_two_backups_of_one_new_project_with_different_methods_are_refused() -> None:
+    run, diags = Run(), Diagnostics()
+    run.record_new_project("shop")
+    check_backup(diags, None, run, project_id=Unknown, cluster_name="a", method="CLOUD_PROVIDER_SNAPSHOTS")
+    check_backup(diags, None, run, project_id=Unknown, cluster_name="b", method="CONTINUOUS")
+    assert errors(diags) == [("The project is locked to another backup method", ["method"])]
+
+
+def test_unknown_values_pass_every_check() -> None:
+    run, diags = Run(), Diagnostics()
+    check_backup(diags, FakeClient(), run, project_id=Unknown, cluster_name=Unknown, method="CONTINUOUS")
+    check_backup(diags, FakeClient(), run, project_id=PID, cluster_name="x", method=Unknown)
+    check_cluster_change(
+        diags,
+        {
+            "backup_enabled": True,
+            "backup_method": "CLOUD_PROVIDER_SNAPSHOTS",
+            "instance_size": "M10",
+            "provider_name": "AZURE",
+            "cluster_type": "REPLICASET",
+        },
+        {"name": "x", "instance_size": Unknown, "provider_name": "AZURE", "cluster_type": "REPLICASET"},
+    )
+    assert diags.diagnostics == []
+
+
+def test_a_backed_up_cluster_moved_to_a_shared_tier_is_refused_on_instance_size() -> None:
+    diags = Diagnostics()
+    prior = {
+        "backup_enabled": True,
+        "backup_method": "CLOUD_PROVIDER_SNAPSHOTS",
+        "instance_size": "M10",
+        "provider_name": "AZURE",
+        "cluster_type": "REPLICASET",
+        "disk_size_gb": 10,
+    }
+    check_cluster_change(diags, prior, {**prior, "name": "x", "instance_size": "M2", "disk_size_gb": 5})
+    assert errors(diags) == [
+        ("Cloud provider snapshots are not available for M0, M2 and M5 clusters", ["instance_size"]),
+        ("Disk size cannot shrink", ["disk_size_gb"]),
+    ]
+
+
+def test_invalid_values_are_errors_on_their_attribute() -> None:
+    plugin, diags = Plugin(), Diagnostics()
+    config = cluster_config(
+        instance_size="M3", region=[{"name": "eastus9", "priority": 7, "electable_nodes": 3}]
+    )
+    plugin.resources["cloudbackup_cluster"].validate(diags, config)
+    assert errors(diags) == [("Invalid value for instance_size", ["instance_size"])]
+    diags = Diagnostics()
+    plugin.resources["cloudbackup_cluster"].validate(
+        diags, cluster_config(region=[{"name": "eastus9", "priority": 7, "electable_nodes": 3}])
+    )
+    assert errors(diags) == [("Invalid region", ["region", (0,), "name"])]
+    assert "Did you mean" in diags.diagnostics[0].detail
+
+
+def test_import_ids_are_split_on_slashes_so_hyphens_in_names_are_safe() -> None:
+    assert split_import_id(f"{PID}/orders-db-1/abc", "PROJECT_ID/CLUSTER_NAME/SNAPSHOT_ID") == [
+        PID,
+        "orders-db-1",
+        "abc",
+    ]
+
+
+def test_timeouts_read_terraform_durations() -> None:
+    assert duration_seconds("1h30m") == 5400 and duration_seconds("250ms") == 0.25

@@ -1,0 +1,71 @@
+"""The `cloudbackup` command line, called in-process: keys create, provider install, and its flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shim import cli
+from shim.store import Store, default_url
+from shim.store.models import ApiKey
+
+
+def test_keys_create_prints_exactly_a_public_and_a_private_key(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["keys", "create", "--data-dir", str(data_dir), "--read-only"]) == 0
+    key = json.loads(capsys.readouterr().out)
+    assert list(key) == ["publicKey", "privateKey"]
+    store = Store(default_url(data_dir))
+    with store.read() as session:
+        row = session.get(ApiKey, key["publicKey"])
+        assert row is not None and row.read_only and row.project_id is None
+        assert key["privateKey"] not in (row.ha1_md5, row.ha1_sha256)
+    store.close()
+
+
+def test_keys_create_takes_a_database_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert cli.main(["keys", "create", "--database", url]) == 0
+    assert "publicKey" in json.loads(capsys.readouterr().out)
+    assert (tmp_path / "elsewhere.db").exists()
+
+
+def test_provider_install_puts_the_plugin_where_terraform_finds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["provider", "install", "--dir", str(tmp_path)]) == 0
+    installed = Path(capsys.readouterr().out.strip())
+    assert installed.is_relative_to(tmp_path)
+    assert any(p.name.startswith("terraform-provider-cloudbackup") for p in tmp_path.rglob("*"))
+
+
+def test_serve_knows_the_contracts_flags() -> None:
+    args = cli._parser().parse_args(
+        [
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--data-dir",
+            "d",
+            "--database",
+            "sqlite:///x.db",
+            "--driver",
+            "azure",
+            "--manual-clock",
+            "--azure-subscription-id",
+            "s",
+            "--azure-resource-group",
+            "g",
+            "--azure-endpoint",
+            "https://management.example",
+        ]
+    )
+    assert (args.host, args.port, args.driver, args.manual_clock) == ("0.0.0.0", 0, "azure", True)
+    assert (args.azure_subscription_id, args.azure_resource_group) == ("s", "g")
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["serve", "--driver", "tape"])
