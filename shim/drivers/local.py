@@ -496,7 +496,11 @@ class LocalDriver:
     def _fsync_dir(self, directory: Path) -> None:
         if not self.durable:
             return
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            # A sibling's delete removed the emptied directory; its parent's entry is what changed.
+            return
         try:
             os.fsync(fd)
         finally:
