@@ -95,7 +95,9 @@ class Client:
         self.public_key = public_key
         self.private_key = private_key
         self.timeout = timeout
-        self._local = threading.local()
+        # Idle kept-alive connections, shared by every thread: Terraform's calls each run on a thread of
+        # their own, so connections kept per thread would be opened anew for nearly every request.
+        self._idle: list[Any] = []
         self._challenge: _Challenge | None = None
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, ...], _Flight] = {}
@@ -103,20 +105,21 @@ class Client:
 
     # transport
 
-    def _connection(self, fresh: bool = False):
+    def _connection(self, fresh: bool = False) -> tuple[Any, bool]:
+        """(connection, whether it was kept alive from an earlier request): an idle one, else a new one."""
         import http.client
 
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and not fresh:
-            return conn, True
-        if conn is not None:
-            conn.close()
+        if not fresh:
+            with self._lock:
+                if self._idle:
+                    return self._idle.pop(), True
         if self.scheme == "https":
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout)
-        else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        self._local.conn = conn
-        return conn, False
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout), False
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout), False
+
+    def _release(self, conn: Any) -> None:
+        with self._lock:
+            self._idle.append(conn)
 
     def _authorization(self, method: str, uri: str) -> str | None:
         with self._lock:
@@ -230,11 +233,10 @@ class Client:
         except (ConnectionError, OSError) as exc:
             import http.client
 
+            conn.close()
             # A kept-alive connection the server closed in the meantime: open a new one and send again.
             stale = isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
             if not (reused and stale):
-                conn.close()
-                self._local.conn = None
                 raise Unreachable(self.url, exc) from exc
             conn, _ = self._connection(fresh=True)
             try:
@@ -243,11 +245,11 @@ class Client:
                 body = response.read()
             except (ConnectionError, OSError) as retry_exc:
                 conn.close()
-                self._local.conn = None
                 raise Unreachable(self.url, retry_exc) from retry_exc
-        if response.getheader("Connection", "").lower() == "close":
+        if response.getheader("Connection", "").lower() == "close" or response.will_close:
             conn.close()
-            self._local.conn = None
+        else:
+            self._release(conn)
         data: Any = None
         if body:
             try:
@@ -351,7 +353,22 @@ class Client:
             threading.Thread(target=run, args=(read,), daemon=True).start()
 
     def backup(self, project_id: str, cluster_name: str) -> dict[str, Any] | None:
-        """The backup of a cluster, or None when the cluster does not exist."""
+        """The backup of a cluster, or None when the cluster does not exist.
+
+        It comes embedded in the project's cluster list (one request for every cluster and backup of a
+        project); a shim that does not embed backups is asked for this one.
+        """
+        try:
+            cluster = self.cluster(project_id, cluster_name)
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+        if cluster is None:
+            return None
+        embedded = cluster.get("backup")
+        if isinstance(embedded, dict):
+            return embedded
 
         def fetch() -> dict[str, Any] | None:
             try:
@@ -367,10 +384,11 @@ class Client:
         return self.cached(("project", project_id), lambda: self.get(f"/groups/{seg(project_id)}"))
 
     def clusters(self, project_id: str) -> dict[str, dict[str, Any]]:
-        """Every cluster of a project by name, from one list call per run."""
+        """Every cluster of a project by name, each with its backup, from one list call per run."""
 
         def fetch() -> dict[str, dict[str, Any]]:
-            return {c["name"]: c for c in list_all(self, f"/groups/{seg(project_id)}/clusters")}
+            path = f"/groups/{seg(project_id)}/clusters"
+            return {c["name"]: c for c in list_all(self, path, includeBackup="true")}
 
         return self.cached(("clusters", project_id), fetch)
 
@@ -388,12 +406,12 @@ def seg(value: str) -> str:
     return quote(str(value), safe="")
 
 
-def list_all(client: Client, path: str, page_size: int = 500) -> list[dict[str, Any]]:
+def list_all(client: Client, path: str, page_size: int = 500, **query: Any) -> list[dict[str, Any]]:
     """Every item of a list endpoint, following pages until totalCount is reached."""
     items: list[dict[str, Any]] = []
     page = 1
     while True:
-        data = client.get(path, itemsPerPage=page_size, pageNum=page)
+        data = client.get(path, itemsPerPage=page_size, pageNum=page, **query)
         results = data.get("results", []) if isinstance(data, dict) else []
         items.extend(results)
         total = data.get("totalCount", len(items)) if isinstance(data, dict) else len(items)

@@ -24,13 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     if not server.launched_by_terraform():
         sys.stderr.write(server.NOT_A_PLUGIN)
         return 1
-    if os.environ.get("CLOUDBACKUP_PLUGIN_DAEMON", "1") != "0":
-        from provider import zygote
+    from provider import zygote
 
+    if zygote.enabled():
         code = zygote.connect()
         if code is not None:
             os._exit(code)
-    server.serve(_handlers)
+    import _signal
+
+    # Served in this process: a terminate leaves no socket behind; interrupts are Terraform's to handle.
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGTERM, lambda *_: (server.remove_socket(), os._exit(1)))
+    server.serve(_handlers, orphaned=server.parent_gone())
     # Terraform waits for the process to end after Shutdown: skip the interpreter's slow teardown.
     sys.stdout.flush()
     sys.stderr.flush()

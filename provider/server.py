@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import threading
-from collections.abc import Callable
 
-# A handler takes a request message's bytes and returns the response message's bytes.
-Handler = Callable[[bytes], bytes]
+# typing itself takes longer to import than the launcher's whole work: the constant is spelled out.
+TYPE_CHECKING = False
+
+# Only os and sys at the top: the launcher imports this module on every start, warm or cold.
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
+
+    # A handler takes a request message's bytes and returns the response message's bytes.
+    Handler = Callable[[bytes], bytes]
 
 MAGIC_COOKIE_KEY = "TF_PLUGIN_MAGIC_COOKIE"
 MAGIC_COOKIE_VALUE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
@@ -28,9 +33,30 @@ NOT_A_PLUGIN = (
 )
 
 
+# How often a plugin waiting for Terraform's connection checks that Terraform is still there.
+WATCH_SECONDS = 0.5
+# The socket this process listens on, so that an abrupt exit can still remove it.
+listening: str | None = None
+
+
 def launched_by_terraform() -> bool:
     """go-plugin sets its magic cookie; without it a person started the binary by hand."""
     return os.environ.get(MAGIC_COOKIE_KEY) == MAGIC_COOKIE_VALUE
+
+
+def parent_gone() -> Callable[[], bool]:
+    """A check that turns true once the process that started this one (Terraform) has gone."""
+    parent = os.getppid()
+    return lambda: os.getppid() != parent
+
+
+def remove_socket() -> None:
+    """Remove the listening socket now, for an exit that skips serve's own cleanup."""
+    import contextlib
+
+    if listening:
+        with contextlib.suppress(OSError):
+            os.unlink(listening)
 
 
 def listen() -> tuple[object, str]:
@@ -52,28 +78,47 @@ def handshake_line(path: str, der_b64: str | None) -> str:
     return f"{line}|{der_b64}\n" if der_b64 else f"{line}\n"
 
 
-def serve(load_handlers: Callable[[], dict[str, Handler]], out=None) -> None:
+def serve(
+    load_handlers: Callable[[], dict[str, Handler]],
+    out=None,
+    orphaned: Callable[[], bool] | None = None,
+) -> None:
     """Announce the socket, then serve Terraform's connection until it shuts the plugin down.
 
     The handshake is printed as soon as the socket listens; what serving needs (ssl, h2, the protocol
     stubs) is imported while Terraform connects, and a connection waits in the listen queue meanwhile.
     As go-plugin servers do, TLS is used when Terraform asks for it (PLUGIN_CLIENT_CERT is set, the
-    default) and plain HTTP/2 when it does not (TF_DISABLE_PLUGIN_TLS).
+    default) and plain HTTP/2 when it does not (TF_DISABLE_PLUGIN_TLS). While no connection has come,
+    `orphaned` is asked twice a second whether Terraform has gone: then the plugin leaves, as it does
+    when Terraform's connection closes.
     """
+    import contextlib
+    import threading
+
     from provider import tls
 
+    global listening
     out = out or sys.stdout
     secure = bool(os.environ.get("PLUGIN_CLIENT_CERT"))
     pem_path, der_b64 = tls.certificate() if secure else ("", None)
     sock, path = listen()
+    listening = path
     try:
         out.write(handshake_line(path, der_b64))
         out.flush()
         context = _tls_context(pem_path) if secure else None
         handlers = load_handlers()
         stopped = threading.Event()
+        if orphaned is not None:
+            sock.settimeout(WATCH_SECONDS)
         while not stopped.is_set():
-            raw, _ = sock.accept()
+            try:
+                raw, _ = sock.accept()
+            except TimeoutError:
+                if orphaned is not None and orphaned():
+                    return
+                continue
+            raw.settimeout(None)
             try:
                 conn = context.wrap_socket(raw, server_side=True) if context is not None else raw
             except OSError:
@@ -86,6 +131,7 @@ def serve(load_handlers: Callable[[], dict[str, Handler]], out=None) -> None:
         sock.close()
         with contextlib.suppress(OSError):
             os.unlink(path)
+        listening = None
 
 
 def _tls_context(pem_path: str):
@@ -111,6 +157,8 @@ class _Connection:
     """One HTTP/2 connection: the I/O thread owns the h2 state machine; calls run on their own threads."""
 
     def __init__(self, sock, handlers: dict[str, Handler], stopped: threading.Event) -> None:
+        import threading
+
         import h2.config
         import h2.connection
 
@@ -130,6 +178,7 @@ class _Connection:
         self.shutting_down = False
 
     def run(self) -> None:
+        import contextlib
         import select
 
         import h2.events as ev
@@ -189,6 +238,8 @@ class _Connection:
                 self.sock.close()
 
     def _dispatch(self, stream_id: int) -> None:
+        import threading
+
         path = self.paths.pop(stream_id, "")
         body = bytes(self.bodies.pop(stream_id, b""))
         if path == STDIO:

@@ -21,13 +21,14 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Config | None = None) -> Flask:
-    """A ready shim: database migrated, driver made, unfinished work reconciled, scheduler started."""
+    """A ready shim: driver made, database migrated, unfinished work reconciled, scheduler started."""
     config = config or Config()
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    # The driver first: one that cannot start (settings, credentials) stops the shim before anything else.
+    driver = make_driver(config)
     store = Store(config.database_url or default_url(config.data_dir))
     store.migrate()
     clock: Clock = config.clock or (ManualClock() if config.manual_clock else RealClock())
-    driver = make_driver(config)
     service = Service(
         store,
         driver,
@@ -48,7 +49,9 @@ def create_app(config: Config | None = None) -> Flask:
     if config.reconcile:
         service.reconcile()
     if config.scheduler:
-        runtime.scheduler = Scheduler(service, config.tick_seconds)
+        runtime.scheduler = Scheduler(
+            service, config.tick_seconds, reconcile_interval=config.reconcile_interval_seconds
+        )
         runtime.scheduler.start()
     log.info(
         "shim ready: driver %s, database %s, %s clock",

@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         "--azure-endpoint",
         help="azure: Resource Manager URL (env CLOUDBACKUP_AZURE_ENDPOINT; default public cloud)",
     )
+    serve.add_argument(
+        "--reconcile-interval",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="seconds between reconciliations of the snapshot records with storage while serving"
+        " (default 900; 0: only at start)",
+    )
     serve.add_argument("--threads", type=int, default=8, help=argparse.SUPPRESS)
 
     keys = commands.add_parser("keys", help="manage API keys")
@@ -75,11 +83,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    level = os.environ.get("CLOUDBACKUP_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
-        level=os.environ.get("CLOUDBACKUP_LOG_LEVEL", "INFO").upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if level != "DEBUG":
+        # azure-core logs every request and answer at INFO, and azure-identity warns of each credential it
+        # tried, over many lines; the driver reports what matters itself (a refused credential at start).
+        logging.getLogger("azure").setLevel(logging.WARNING)
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
     if args.command == "serve":
         return serve(args)
     if args.command == "keys":
@@ -104,7 +116,13 @@ def serve(args: argparse.Namespace) -> int:
         azure_subscription_id=args.azure_subscription_id,
         azure_resource_group=args.azure_resource_group,
         azure_endpoint=args.azure_endpoint,
+        reconcile_interval_seconds=args.reconcile_interval,
     )
+    configuration_errors: tuple[type[Exception], ...] = ()
+    if config.driver == "azure":
+        from shim.drivers.azure_settings import AzureConfigurationError
+
+        configuration_errors = (AzureConfigurationError,)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         # waitress's loop ends on SystemExit and finishes the requests in flight.
@@ -114,7 +132,12 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     app = None
     try:
-        app = create_app(config)
+        try:
+            app = create_app(config)
+        except configuration_errors as error:
+            # One line naming what to fix: a traceback would bury it.
+            print(f"cloudbackup: cannot start: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
+            return 2
         server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="cloudbackup")
         port = server.effective_port  # type: ignore[union-attr]
         print(f"listening on http://{args.host}:{port}", flush=True)

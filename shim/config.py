@@ -28,6 +28,9 @@ class Config:
     tick_seconds: float = 1.0
     # Reconcile the database with storage at start (unfinished work, catch-up, orphaned snapshots).
     reconcile: bool = True
+    # Seconds between the scheduler's reconciliations of the snapshot rows with storage while serving
+    # (stored snapshots without a live row deleted, rows whose stored snapshot vanished failed); 0: never.
+    reconcile_interval_seconds: float = 900.0
     # Clusters handled per scheduler batch, and driver calls run at once.
     batch_size: int = 500
     # Many at once: the local driver waits on fsync and a cloud driver on the network, not on the CPU.

@@ -327,6 +327,35 @@ def restore_refusals(
     return refusals
 
 
+def restore_region_refusal(
+    snapshot_region: str,
+    target_regions: Iterable[str],
+    cross_region_supported: bool,
+    *,
+    target_name: str | None = None,
+) -> Refusal | None:
+    """R10 where storage is regional: a snapshot restores only onto volumes in the region it is stored in.
+
+    `target_regions` are the regions of the target cluster's member volumes; `cross_region_supported` is
+    the driver's capability (Azure creates a disk only from a snapshot in the disk's own region).
+    """
+    if cross_region_supported:
+        return None
+    others = sorted({region for region in target_regions if region != snapshot_region})
+    if not others:
+        return None
+    target = f"target cluster '{target_name}'" if target_name else "the target cluster"
+    return Refusal(
+        "RESTORE_INVALID",
+        f"The snapshot is stored in {snapshot_region}, and {target} has members in "
+        f"{', '.join(others)}: Azure creates a disk only from a snapshot in the disk's own region, so a "
+        f"snapshot cannot be restored across regions. Restore into a cluster whose members are all in "
+        f"{snapshot_region}.",
+        "/targetClusterName",
+        "R10",
+    )
+
+
 # R7: the schedule. Slots are reference + k x interval; they never drift from the reference.
 
 

@@ -8,7 +8,9 @@ line leaves the database telling the truth or something that reconcile() finishe
 - deletions (retention R8, R9, DELETE of a snapshot) delete from storage first, then the row;
 - at start, every unfinished operation is polled again, a `queued` snapshot with no token (the crash
   hit between intent and start) is started again, and every stored snapshot without a live row is
-  deleted from storage.
+  deleted from storage;
+- at start and periodically while serving, a stored snapshot whose row is missing or failed is deleted,
+  and a completed row whose stored snapshot vanished is marked failed.
 
 Requests that change only the database run in one transaction; those that drive storage run the
 intent → act → result transactions above, with the driver calls outside any transaction.
@@ -32,8 +34,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shim import rules
-from shim.clock import Clock, ManualClock, parse_time, utc
-from shim.drivers.base import Driver, DriverError, OperationStatus, VolumeSpec
+from shim.clock import Clock, ManualClock, format_time, parse_time, utc
+from shim.drivers.base import Driver, DriverError, OperationStatus, StoredSnapshot, VolumeSpec
 from shim.errors import (
     BACKUP_NOT_ENABLED,
     CANNOT_DELETE_GROUP_WITH_CLUSTERS,
@@ -673,14 +675,14 @@ class Service:
     def list_snapshots(
         self, project_id: str, name: str, *, offset: int, limit: int
     ) -> tuple[Any, list[Any], int]:
-        """(cluster id and name, a page of snapshot rows, total): Core queries, the API's hottest path."""
-        with self.store.connect() as conn:
-            cluster = queries.cluster_ref(conn, project_id, name)
+        """(cluster id and name, a page of snapshot rows, total): the API's hottest path, so one Core
+        statement outside any transaction in the common case."""
+        with self.store.statements() as conn:
+            cluster, rows, total = queries.snapshot_listing(conn, project_id, name, offset=offset, limit=limit)
             if cluster is None:
                 if not queries.project_exists(conn, project_id):
                     raise ApiError(404, GROUP_NOT_FOUND, f"No project with ID {project_id}.")
                 raise ApiError(404, CLUSTER_NOT_FOUND, f"No cluster named '{name}' in project {project_id}.")
-            rows, total = queries.snapshot_rows_page(conn, cluster.id, offset=offset, limit=limit)
             return cluster, rows, total
 
     def get_snapshot(self, project_id: str, name: str, snapshot_id: str) -> tuple[Cluster, Snapshot]:
@@ -925,6 +927,16 @@ class Service:
                     target=shape(target),
                     target_disk_gb=target.disk_size_gb,
                 )
+                target_volumes = [v for v in queries.volumes(session, target.id) if v.handle]
+                # Refused up front where storage is regional, rather than failing half-way in the cloud.
+                region_refusal = rules.restore_region_refusal(
+                    snapshot.region,
+                    [v.region for v in target_volumes],
+                    self.driver.cross_region_restore,
+                    target_name=target.name,
+                )
+                if region_refusal is not None:
+                    refusals.append(region_refusal)
                 if refusals:
                     raise ApiError.from_refusals(refusals)
                 operations = [
@@ -935,8 +947,7 @@ class Service:
                         "token": None,
                         "state": "queued",
                     }
-                    for v in queries.volumes(session, target.id)
-                    if v.handle
+                    for v in target_volumes
                 ]
                 job = RestoreJob(
                     id=new_id(),
@@ -1061,7 +1072,7 @@ class Service:
             return 0
         try:
             started = 0
-            with self.store.connect() as conn:
+            with self.store.statements() as conn:
                 pending = queries.pending_work(conn)
             earliest = pending.earliest_due
             while earliest is not None and earliest <= self.now():
@@ -1203,10 +1214,10 @@ class Service:
             time.sleep(delay)
             delay = min(delay * 2, self.poll_interval)
 
-    # --- reconciliation at start -------------------------------------------------------------------------
+    # --- reconciliation, at start and periodically ----------------------------------------------------------
 
     def reconcile(self) -> None:
-        """Finish what a crash interrupted, delete stored snapshots that have no row, and catch up (R7)."""
+        """Finish what a crash interrupted, make storage and the rows agree, and catch up (R7)."""
         with self.work_lock:
             with self.store.read() as session:
                 creating = [c.id for c in queries.clusters_in_state(session, "CREATING")]
@@ -1224,7 +1235,7 @@ class Service:
             with self.store.read() as session:
                 running = queries.snapshots_in_status(session, "inProgress")
             self._poll_snapshots(running)
-            self._sweep_storage()
+            self._reconcile_storage(at_start=True)
             self._restart_queued()
             with self.store.read() as session:
                 restores = queries.restore_jobs_in_status(session, ["queued", "inProgress"])
@@ -1255,11 +1266,31 @@ class Service:
             log.info("reconcile: deleting the snapshots of cluster %s, whose backup is disabled", cluster_id)
             self._purge_snapshots(cluster_id)
 
-    def _sweep_storage(self) -> None:
-        """Delete every stored snapshot that no row accounts for (or whose row failed or never started)."""
+    def reconcile_storage(self) -> None:
+        """The periodic reconciliation while serving (the scheduler calls it): storage against the rows.
+
+        A stored snapshot of ours without a row, or whose row failed, is deleted; a completed row whose
+        stored snapshot vanished (deleted behind our back) is marked failed. Work in flight is left alone.
+        """
+        self._reconcile_storage(at_start=False)
+
+    def _reconcile_storage(self, *, at_start: bool) -> None:
+        # Listed before the rows are read (and outside the lock: a cloud lists slowly): a snapshot started
+        # meanwhile already has its row, and one deleted meanwhile is deleted again harmlessly.
         stored = self.driver.list_snapshots()
+        with self.work_lock:
+            self._sweep_storage(stored, at_start=at_start)
+            self._fail_vanished(stored)
+
+    def _sweep_storage(self, stored: Sequence[StoredSnapshot], *, at_start: bool) -> None:
+        """Delete every stored snapshot that no row accounts for, or whose row failed.
+
+        At start a `queued` row's storage goes too (the row is started again right after); while serving
+        a `queued` row may be starting this very moment, so its storage is kept.
+        """
         if not stored:
             return
+        live = ("inProgress", "completed") if at_start else ("queued", "inProgress", "completed")
         ids = [s.snapshot_id for s in stored if s.snapshot_id]
         with self.store.read() as session:
             rows = {s.id: s for s in queries.snapshots_by_ids(session, ids)}
@@ -1268,7 +1299,7 @@ class Service:
             )
         for item in stored:
             row = rows.get(item.snapshot_id or "")
-            if row is not None and row.status in ("inProgress", "completed"):
+            if row is not None and row.status in live:
                 continue
             if item.snapshot_id is None and item.handle in handles:
                 continue
@@ -1278,6 +1309,48 @@ class Service:
                 self.driver.delete_snapshot(item.handle)
             except DriverError as error:
                 log.error("reconcile: could not delete %s: %s", item.handle, error)
+
+    def _fail_vanished(self, stored: Sequence[StoredSnapshot]) -> None:
+        """A completed row whose snapshot is no longer in storage is marked failed, saying so."""
+        listed = {s.snapshot_id for s in stored if s.snapshot_id}
+        with self.store.read() as session:
+            completed = session.execute(
+                select(Snapshot.id, Snapshot.handle, Snapshot.cluster_id).where(
+                    Snapshot.status == "completed"
+                )
+            ).all()
+        # Not listed may just be newer than the listing: ask storage about each before failing it.
+        unlisted = [row for row in completed if row.id not in listed]
+        if not unlisted:
+            return
+        exists = self._map(lambda row: self.driver.snapshot_exists(row.handle or ""), unlisted)
+        vanished = [row for row, found in zip(unlisted, exists, strict=True) if found is False]
+        for row, found in zip(unlisted, exists, strict=True):
+            if isinstance(found, Exception):
+                log.warning("reconcile: could not look for snapshot %s in storage: %s", row.id, found)
+        if not vanished:
+            return
+        now = self.now()
+        with self.store.write() as session:
+            for row in vanished:
+                log.warning(
+                    "reconcile: snapshot %s of cluster %s is no longer in storage (%s): marked failed",
+                    row.id,
+                    row.cluster_id,
+                    row.handle,
+                )
+                session.execute(
+                    update(Snapshot)
+                    .where(Snapshot.id == row.id, Snapshot.status == "completed")
+                    .values(
+                        status="failed",
+                        failure_reason=(
+                            f"SNAPSHOT_VANISHED: the stored snapshot {row.handle} was found missing from "
+                            f"storage on {format_time(now)} (deleted outside cloudbackup); it cannot be "
+                            "restored"
+                        ),
+                    )
+                )
 
     def _restart_queued(self) -> None:
         """A `queued` snapshot never reached the driver (or its token was lost): start it again.

@@ -11,12 +11,29 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from shimkit import START, ApiClient, FlakyDriver
+from shimstorage import DRIVER_KINDS, ShimStorage, make_storage
 
 from shim.app import create_app, shutdown
 from shim.auth import create_key
 from shim.clock import ManualClock
 from shim.config import Config
-from shim.drivers.local import LocalDriver
+
+# --- one suite for every driver ----------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "drivers(*kinds): run the test once per driver kind (default: every kind) behind the shim;"
+        " the `storage` fixture shows that driver's storage",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("drivers")
+    if marker is not None and "storage" in metafunc.fixturenames:
+        metafunc.parametrize("storage", marker.args or DRIVER_KINDS, indirect=True)
+
 
 # --- fixtures --------------------------------------------------------------------------------------
 
@@ -41,15 +58,27 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def config(data_dir: Path, clock: ManualClock) -> Config:
-    """A shim on the local driver (no fsync: test data) with a manual clock and no scheduler thread."""
+def storage(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[ShimStorage]:
+    """The storage behind the shim: local files, unless a `drivers` marker runs the test per driver kind."""
+    harness = make_storage(getattr(request, "param", "local"), data_dir)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def config(data_dir: Path, clock: ManualClock, storage: ShimStorage) -> Config:
+    """A shim with a manual clock and no scheduler thread, on `storage`'s driver.
+
+    The local driver (no fsync: test data) is wrapped in FlakyDriver; the azure driver talks to the ARM
+    test server.
+    """
     return Config(
         data_dir=data_dir,
         clock=clock,
         manual_clock=True,
         scheduler=False,
         driver_workers=4,
-        driver_factory=lambda c: FlakyDriver(LocalDriver(c.data_dir, durable=False)),
+        driver_factory=storage.driver_factory,
     )
 
 

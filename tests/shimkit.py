@@ -127,6 +127,7 @@ class FlakyDriver:
     """The local driver, except that the next `fail_snapshots` snapshots fail (as a cloud would report)."""
 
     name = "local"
+    cross_region_restore = True
 
     def __init__(self, inner: LocalDriver) -> None:
         self.inner = inner
@@ -238,6 +239,35 @@ def advance(client: ApiClient, seconds: int) -> str:
     response = client.post("/admin/clock", {"advanceSeconds": seconds})
     assert response.status_code == 200, response.get_json()
     return response.get_json()["now"]
+
+
+def member_volumes(app: Any, project_id: str, name: str) -> dict[tuple[str, int], str]:
+    """(region, member) -> volume handle of a cluster, as the shim's database holds them."""
+    from shim.store import queries
+
+    service = app.extensions["cloudbackup"].service
+    with service.store.read() as session:
+        cluster = queries.cluster(session, project_id, name)
+        assert cluster is not None
+        return {(v.region, v.member): v.handle or "" for v in queries.volumes(session, cluster.id)}
+
+
+def snapshot_handle(app: Any, snapshot_id: str) -> str:
+    """Where a snapshot is in storage, as the shim's database holds it (the API does not show it)."""
+    from shim.store.models import Snapshot
+
+    with app.extensions["cloudbackup"].service.store.read() as session:
+        row = session.get(Snapshot, snapshot_id)
+        assert row is not None and row.handle, snapshot_id
+        return row.handle
+
+
+def settle(client: ApiClient) -> None:
+    """Return once every running snapshot and restore finished (a cloud driver runs them in the background).
+
+    Moving the manual clock by nothing takes no slot; it only awaits the work in flight.
+    """
+    advance(client, 0)
 
 
 def stored_snapshot_files(data_dir: Path) -> dict[str, set[str]]:

@@ -149,11 +149,9 @@ class Cluster(Resource):
         if data is None:
             return None
         if data.get("providerBackupEnabled"):
-            # The backup and snapshots of this cluster are what Terraform reads next, as a rule.
+            # Its snapshots are what Terraform reads next, as a rule (its backup came with the cluster list).
             name = current["name"]
-            client.prefetch(
-                lambda: client.backup(project_id, name), lambda: client.snapshots(project_id, name)
-            )
+            client.prefetch(lambda: client.snapshots(project_id, name))
         return self._state(project_id, data)
 
     def update(self, diags: Diagnostics, prior: State, planned: State) -> State | None:

@@ -59,6 +59,11 @@ def backup(item: Backup) -> dict[str, Any]:
     return body
 
 
+def cluster_with_backup(item: Backup) -> dict[str, Any]:
+    """A cluster with its backup embedded (`includeBackup=true`): both from one read, so they agree."""
+    return {**cluster(item.cluster), "backup": backup(item)}
+
+
 def snapshot(row: Snapshot, cluster_name: str) -> dict[str, Any]:
     scheduled = row.snapshot_type == "scheduled"
     return {

@@ -32,15 +32,15 @@ def make_driver(config: Config) -> Driver:
         return LocalDriver(config.data_dir)
     if config.driver == "azure":
         # Imported here so the local driver works without the Azure SDK loaded.
-        from shim.drivers import azure
+        from shim.drivers.azure import AzureDriver, AzureSettings
 
-        # TODO(azure driver): wire the settings into the driver's constructor. The flags and variables
-        # arrive here as config.azure_subscription_id (AZURE_SUBSCRIPTION_ID), config.azure_resource_group
-        # (CLOUDBACKUP_AZURE_RESOURCE_GROUP) and config.azure_endpoint (CLOUDBACKUP_AZURE_ENDPOINT);
-        # CLOUDBACKUP_AZURE_ACCESS_TOKEN and REQUESTS_CA_BUNDLE are for the driver to read itself.
-        return azure.AzureDriver(  # type: ignore[attr-defined]
+        # Flags (config.azure_*, already merged with their variables by Config.with_environment) win; the
+        # credential (CLOUDBACKUP_AZURE_ACCESS_TOKEN), REQUESTS_CA_BUNDLE and the polling interval come from
+        # the environment. Raises AzureConfigurationError naming what is missing or refused.
+        settings = AzureSettings.from_env_and_flags(
             subscription_id=config.azure_subscription_id,
             resource_group=config.azure_resource_group,
             endpoint=config.azure_endpoint,
         )
+        return AzureDriver(settings)
     raise ValueError(f"unknown driver {config.driver!r}; use one of {', '.join(DRIVERS)}")

@@ -14,12 +14,14 @@ record and `list_snapshots` finds them for reconciliation. Azure exposes no cont
 snapshot, so `checksum` is always None and `expected_checksum` cannot be checked; `storageSizeBytes` is the
 snapshot's `diskSizeBytes` (a full snapshot stores the whole disk; Azure does not report used bytes).
 
-Operations. `start_snapshot` and `start_restore` return a token at once; the operation runs as steps on a
-bounded pool (`max_workers` threads), waiting between Azure's status answers on one timer thread, so a
-hundred clusters snapshot at once. Requests answered 408, 429 or 5xx are retried by azure-core with
-exponential backoff, honouring Retry-After. A permanent failure is reported with Azure's own error code and
-message. The names are deterministic, so after a restart `poll` derives an operation's state from Azure
-itself (GET of the snapshot or disk: provisioningState; a missing resource is `ResourceNotFound`).
+Operations. `start_snapshot` and `start_restore` return a token once Azure answered the request that
+creates the snapshot or disk (so a recorded token always names something Azure knows of); the operation
+then runs as steps on a bounded pool (`max_workers` threads), waiting between Azure's status answers on
+one timer thread, so a hundred clusters snapshot at once. Requests answered 408, 429 or 5xx are retried
+by azure-core with exponential backoff, honouring Retry-After. A permanent failure is reported with
+Azure's own error code and message. The names are deterministic, so after a restart `poll` derives an
+operation's state from Azure itself (GET of the snapshot or disk: provisioningState; a missing resource
+is `ResourceNotFound`).
 
 Restore. The restored disk replaces the member's disk; the old disk is deleted after the new one succeeded.
 The new disk is created from the snapshot in the target's region, named `<member disk>-r<8 hex digits>`
@@ -28,7 +30,7 @@ result is its id. A restore is all or nothing: if the new disk fails, or Azure r
 one, the new disk is removed and the member keeps its old disk. A snapshot in another region than the
 target is refused, not copied: Azure creates a disk only from a snapshot in the same region and copies
 across regions only incremental snapshots, so the operation fails with `CrossRegionRestoreNotSupported`,
-naming both regions.
+naming both regions (`cross_region_restore` is False, so the control plane refuses such a restore first).
 
 The driver is thread-safe: the scheduler and API threads may call it at once.
 """
@@ -97,6 +99,8 @@ class AzureDriver:
     """Volumes and snapshots in Azure through azure-mgmt-compute (see the module docstring)."""
 
     name = "azure"
+    # Azure creates a disk only from a snapshot in the same region (see start_restore).
+    cross_region_restore = False
 
     def __init__(
         self,
@@ -208,7 +212,13 @@ class AzureDriver:
             self.settings.subscription_id or "", self._group, "snapshots", snapshot_name(snapshot_id)
         )
         token = _token(op="snapshot", snapshot=snapshot.id)
-        self._runner.start(token, self._snapshot_steps(disk, snapshot, _location(region), snapshot_id, tags))
+        # The PUT is sent before the token is returned: once the control plane records the token, Azure
+        # holds the snapshot, and a restarted process finds it by the token (see poll).
+        self._runner.start(
+            token,
+            self._snapshot_steps(disk, snapshot, _location(region), snapshot_id, tags),
+            first_step_here=True,
+        )
         return token
 
     def _snapshot_steps(
@@ -283,7 +293,8 @@ class AzureDriver:
         old = self._ref(target_volume_handle, "disks")
         new = _ArmRef(old.subscription, old.group, "disks", restored_disk_name(old.name, snapshot.name))
         token = _token(op="restore", disk=new.id, replaces=old.id, snapshot=snapshot.id)
-        self._runner.start(token, self._restore_steps(snapshot, old, new, _location(region)))
+        steps = self._restore_steps(snapshot, old, new, _location(region))
+        self._runner.start(token, steps, first_step_here=True)
         return token
 
     def _restore_steps(self, snapshot_ref: _ArmRef, old: _ArmRef, new: _ArmRef, region: str) -> Steps:
@@ -330,12 +341,32 @@ class AzureDriver:
         }
         if old_disk.sku is not None and old_disk.sku.name:
             body["sku"] = {"name": old_disk.sku.name}
-        method = self._stepped()
-        self._client.disks.begin_create_or_update(new.group, new.name, body, polling=method)
-        created = yield from self._await_or_discard(method, new)
+        earlier = _get_or_none(lambda: self._client.disks.get(new.group, new.name))
+        if earlier is not None:
+            # An attempt whose token was never recorded (the process died right after Azure accepted it)
+            # made this disk already: finish with it rather than asking for it again.
+            created = yield from self._await_existing(new, earlier)
+        else:
+            method = self._stepped()
+            self._client.disks.begin_create_or_update(new.group, new.name, body, polling=method)
+            created = yield from self._await_or_discard(method, new)
         yield from self._replace(old, new)
         self._remember(created)
         return _restore_result(created)
+
+    def _await_existing(self, ref: _ArmRef, resource: Any) -> Generator[float, None, Any]:
+        """Wait for a disk Azure is already creating; one that Failed is removed and reported."""
+        while _state(resource) != _SUCCEEDED:
+            if _state(resource) in _GONE:
+                self._discard(ref)
+                raise DriverError(
+                    "ProvisioningFailed",
+                    f"disk {ref.name}, made by an earlier attempt of this restore, has provisioningState"
+                    f" {_state(resource).capitalize()} in Azure; it was removed: restore again",
+                )
+            yield self.settings.polling_interval
+            resource = getattr(self._client, ref.kind).get(ref.group, ref.name)
+        return resource
 
     def _replace(self, old: _ArmRef, new: _ArmRef) -> Generator[float, None, None]:
         """Delete the old disk; if Azure refuses, drop the new one instead: a restore is all or nothing."""
@@ -519,8 +550,14 @@ class AzureDriver:
         try:
             next(iter(self._client.snapshots.list_by_resource_group(self._group).by_page()), None)
         except ClientAuthenticationError as exc:
+            # DefaultAzureCredential appends every credential it tried and why each failed: a page of text.
+            reason, _, tried = _one_line(exc).partition(" Attempted credentials:")
+            reason = reason.rstrip(".")
+            if tried:
+                log.debug("DefaultAzureCredential tried:%s", tried)
+                reason += " (CLOUDBACKUP_LOG_LEVEL=DEBUG logs each credential it tried)"
             raise AzureConfigurationError(
-                f"the azure driver could not authenticate to {self.settings.endpoint}: {_one_line(exc)}. Set"
+                f"the azure driver could not authenticate to {self.settings.endpoint}: {reason}. Set"
                 " CLOUDBACKUP_AZURE_ACCESS_TOKEN (az account get-access-token --query accessToken -o tsv) or"
                 " configure azure-identity's DefaultAzureCredential (az login, AZURE_CLIENT_ID/"
                 "AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or a managed identity)"

@@ -60,16 +60,28 @@ class OperationRunner:
         self._timer_thread = threading.Thread(target=self._run_timers, name=f"{name}-timer", daemon=True)
         self._timer_thread.start()
 
-    def start(self, token: str, steps: Steps) -> bool:
-        """Start an operation under `token`; False (and `steps` discarded) if that token is already known."""
+    def start(self, token: str, steps: Steps, *, first_step_here: bool = False) -> bool:
+        """Start an operation under `token`; False (and `steps` discarded) if that token is still running.
+
+        A finished operation's token may start again (a new attempt replaces the old outcome).
+
+        With `first_step_here` the first step runs in the caller's thread before this returns, so that
+        what it sends (the request creating a resource) has been answered by then: a token its caller
+        records then always names work that storage knows of, even if the process dies right after.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the operation runner is closed")
-            if token in self._operations:
+            known = self._operations.get(token)
+            if known is not None and known.state not in ("succeeded", "failed"):
                 steps.close()
                 return False
+            self._finished.pop(token, None)
             self._operations[token] = _Operation(steps)
-        self._pool.submit(self._step, token)
+        if first_step_here:
+            self._step(token)
+        else:
+            self._pool.submit(self._step, token)
         return True
 
     def status(self, token: str) -> OperationStatus | None:

@@ -20,6 +20,8 @@ ENV_RESOURCE_GROUP = "CLOUDBACKUP_AZURE_RESOURCE_GROUP"
 ENV_ENDPOINT = "CLOUDBACKUP_AZURE_ENDPOINT"
 ENV_ACCESS_TOKEN = "CLOUDBACKUP_AZURE_ACCESS_TOKEN"
 ENV_CA_BUNDLE = "REQUESTS_CA_BUNDLE"
+# Optional: seconds between status requests of an operation when Azure sends no Retry-After (default 5).
+ENV_POLLING_INTERVAL = "CLOUDBACKUP_AZURE_POLLING_INTERVAL"
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Resource group names: letters, digits, _ - . ( ), not ending in a period.
@@ -78,6 +80,14 @@ class AzureSettings:
             # requests would pick REQUESTS_CA_BUNDLE up by itself; reading it here lets us check it at start.
             "connection_verify": ca_bundle or True,
         }
+        polling = (env.get(ENV_POLLING_INTERVAL) or "").strip()
+        if polling:
+            try:
+                values["polling_interval"] = float(polling)
+            except ValueError:
+                raise AzureConfigurationError(
+                    f"{ENV_POLLING_INTERVAL} must be a number of seconds, not {polling!r}"
+                ) from None
         values.update(overrides)
         settings = cls(**values)
         if validate:
@@ -109,7 +119,9 @@ class AzureSettings:
         if self.max_workers < 1:
             problems.append(f"max_workers must be at least 1, not {self.max_workers}")
         if self.polling_interval <= 0:
-            problems.append(f"polling_interval must be positive, not {self.polling_interval}")
+            problems.append(
+                f"the polling interval ({ENV_POLLING_INTERVAL}) must be positive, not {self.polling_interval}"
+            )
         return problems
 
     def validate(self) -> None:

@@ -62,6 +62,13 @@ class Driver(Protocol):
     """
 
     name: str
+    cross_region_restore: bool
+    """Whether `start_restore` can write a snapshot stored in one region onto a volume in another region.
+
+    The local driver can (a file is a file); Azure creates a disk only from a snapshot in the disk's own
+    region, so the azure driver cannot. When False, the control plane refuses such a restore up front
+    (R10, RESTORE_INVALID) instead of letting the operation fail half-way through the target's members.
+    """
 
     def create_volume(self, spec: VolumeSpec) -> str:
         """Create an empty volume of `spec.size_gb` GiB; return its handle (a path, an ARM id)."""

@@ -60,6 +60,7 @@ class LocalDriver:
     """
 
     name = "local"
+    cross_region_restore = True  # a snapshot file can be copied onto a volume file of any region
 
     def __init__(
         self, data_dir: str | os.PathLike[str], *, durable: bool = True, bytes_per_gb: int = GIB

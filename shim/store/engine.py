@@ -38,8 +38,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("cloudbackup_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("cloudbackup_statements", False):
+            # Store.statements(): each statement reads a consistent snapshot on its own (SQLite's
+            # autocommit), so there is no BEGIN, and closing has no ROLLBACK to send either.
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("cloudbackup_write", False) else "BEGIN")
 
 
 class Store:
@@ -56,6 +60,9 @@ class Store:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        self._statements = (
+            self.engine.execution_options(cloudbackup_statements=True) if self.is_sqlite else self.engine
+        )
         self._reader = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._writer = sessionmaker(
             self.engine.execution_options(cloudbackup_write=True), expire_on_commit=False, autoflush=False
@@ -77,6 +84,16 @@ class Store:
     def connect(self) -> Iterator[Connection]:
         """A plain connection for the hot read paths: Core queries, no ORM bookkeeping."""
         with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def statements(self) -> Iterator[Connection]:
+        """A plain connection for reads that are one statement each, outside any transaction.
+
+        For the hottest reads (an idle tick, a page of snapshots): on SQLite a BEGIN and a ROLLBACK per
+        use cost as much as the query itself. Statements run through it see no common snapshot.
+        """
+        with self._statements.connect() as conn:
             yield conn
 
     @contextmanager

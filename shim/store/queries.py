@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -198,9 +199,17 @@ _CLUSTER_REF = select(_CLUSTERS.c.id, _CLUSTERS.c.name).where(
     _CLUSTERS.c.project_id == bindparam("project_id"), _CLUSTERS.c.name == bindparam("name")
 )
 _PROJECT_EXISTS = select(_PROJECTS.c.id).where(_PROJECTS.c.id == bindparam("project_id"))
-_SNAPSHOT_PAGE = (
-    select(_SNAPSHOTS, func.count().over().label("total_count"))
-    .where(_SNAPSHOTS.c.cluster_id == bindparam("cluster_id"))
+# The cluster and a page of its snapshots in one statement: a cluster without snapshots (or a page past
+# its last) still gives one row, with the snapshot's columns NULL; no row at all means no such cluster.
+_SNAPSHOT_LISTING = (
+    select(
+        _CLUSTERS.c.id.label("listed_cluster_id"),
+        _CLUSTERS.c.name.label("listed_cluster_name"),
+        _SNAPSHOTS,
+        func.count(_SNAPSHOTS.c.id).over().label("total_count"),
+    )
+    .select_from(_CLUSTERS.outerjoin(_SNAPSHOTS, _SNAPSHOTS.c.cluster_id == _CLUSTERS.c.id))
+    .where(_CLUSTERS.c.project_id == bindparam("project_id"), _CLUSTERS.c.name == bindparam("name"))
     .order_by(_SNAPSHOTS.c.created_at.desc(), _SNAPSHOTS.c.id.desc())
     .limit(bindparam("limit"))
     .offset(bindparam("offset"))
@@ -231,15 +240,33 @@ def project_exists(conn: Connection, project_id: str) -> bool:
     return conn.execute(_PROJECT_EXISTS, {"project_id": project_id}).first() is not None
 
 
-def snapshot_rows_page(
-    conn: Connection, cluster_id: str, *, offset: int, limit: int
-) -> tuple[list[Row[Any]], int]:
-    """A page of a cluster's snapshots, newest first, and their total, in one query where it can."""
-    rows = list(conn.execute(_SNAPSHOT_PAGE, {"cluster_id": cluster_id, "limit": limit, "offset": offset}))
+@dataclass(frozen=True)
+class ClusterRef:
+    """What a listing needs to know of its cluster."""
+
+    id: str
+    name: str
+
+
+def snapshot_listing(
+    conn: Connection, project_id: str, name: str, *, offset: int, limit: int
+) -> tuple[ClusterRef | None, list[Row[Any]], int]:
+    """(cluster id and name or None, a page of its snapshots newest first, their total): mostly one query.
+
+    Each statement stands alone (it may run outside a transaction): a cluster is found with its page.
+    """
+    params = {"project_id": project_id, "name": name, "limit": limit, "offset": offset}
+    rows = list(conn.execute(_SNAPSHOT_LISTING, params))
     if rows:
-        return rows, int(rows[0].total_count)
-    total = conn.execute(_SNAPSHOT_COUNT, {"cluster_id": cluster_id}).scalar_one() if offset else 0
-    return rows, int(total)
+        first = rows[0]
+        cluster = ClusterRef(first.listed_cluster_id, first.listed_cluster_name)
+        return cluster, [row for row in rows if row.id is not None], int(first.total_count)
+    # No row: no such cluster, or a page past the last (the offset skipped every joined row).
+    found = cluster_ref(conn, project_id, name)
+    if found is None:
+        return None, [], 0
+    total = conn.execute(_SNAPSHOT_COUNT, {"cluster_id": found.id}).scalar_one() if offset else 0
+    return ClusterRef(found.id, found.name), [], int(total)
 
 
 def completed_snapshot_ids(session: Session, cluster_id: str) -> list[str]:

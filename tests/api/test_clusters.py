@@ -1,18 +1,23 @@
-"""Clusters through the API: create with volumes, read, list, change (PATCH) and terminate."""
+"""Clusters through the API: create with volumes, read, list, change (PATCH) and terminate.
+
+The tests of volumes run once per driver kind, looking at that driver's storage itself.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from shimkit import ApiClient, cluster_body, create_cluster, create_project, enable_backup
-
-
-def volume_files(data_dir: Path) -> list[str]:
-    return sorted(str(p.relative_to(data_dir)) for p in (data_dir / "volumes").rglob("*.img"))
+import pytest
+from shimkit import ApiClient, cluster_body, create_cluster, create_project, enable_backup, settle
+from shimstorage import ShimStorage, volume_handles
 
 
+def counts(storage: ShimStorage) -> dict[str, int]:
+    """Region -> how many member volumes storage holds there."""
+    return {region: len(handles) for region, handles in storage.volumes_by_region().items()}
+
+
+@pytest.mark.drivers()
 def test_a_created_cluster_has_one_volume_per_electable_member_in_each_region(
-    client: ApiClient, data_dir: Path
+    client: ApiClient, storage: ShimStorage
 ) -> None:
     project_id = create_project(client)
     body = create_cluster(client, project_id)
@@ -21,11 +26,10 @@ def test_a_created_cluster_has_one_volume_per_electable_member_in_each_region(
     assert body["preferredRegion"] == "eastus2"
     assert body["providerBackupEnabled"] is False and body["backupMethod"] is None
     assert body["replicationSpecs"][0]["regionsConfig"]["westus2"] == {"priority": 6, "electableNodes": 2}
-    files = volume_files(data_dir)
-    assert len([f for f in files if "/eastus2/" in f]) == 3
-    assert len([f for f in files if "/westus2/" in f]) == 2
-    for name in files:
-        assert (data_dir / name).stat().st_size == 1 << 30  # sparse, diskSizeGB GiB
+    assert counts(storage) == {"eastus2": 3, "westus2": 2}
+    for handle in volume_handles(storage):
+        assert storage.volume_size(handle) == 1 << 30  # empty, diskSizeGB GiB
+        assert storage.read(handle, 0, 4096) == bytes(4096)
 
 
 def test_region_defaults_are_priority_7_and_three_members(client: ApiClient) -> None:
@@ -84,7 +88,8 @@ def test_a_cluster_can_be_created_with_backup_enabled(client: ApiClient) -> None
     assert snapshots["results"][0]["status"] == "completed"
 
 
-def test_patch_scales_the_tier_and_grows_the_volumes(client: ApiClient, data_dir: Path) -> None:
+@pytest.mark.drivers()
+def test_patch_scales_the_tier_and_grows_the_volumes(client: ApiClient, storage: ShimStorage) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id)
     response = client.patch(
@@ -95,11 +100,12 @@ def test_patch_scales_the_tier_and_grows_the_volumes(client: ApiClient, data_dir
     body = response.get_json()
     assert body["providerSettings"]["instanceSizeName"] == "M30"
     assert body["diskSizeGB"] == 2
-    for name in volume_files(data_dir):
-        assert (data_dir / name).stat().st_size == 2 << 30
+    assert len(volume_handles(storage)) == 5
+    for handle in volume_handles(storage):
+        assert storage.volume_size(handle) == 2 << 30
 
 
-def test_patch_cannot_shrink_the_volumes(client: ApiClient, data_dir: Path) -> None:
+def test_patch_cannot_shrink_the_volumes(client: ApiClient) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id, diskSizeGB=4)
     response = client.patch(f"/groups/{project_id}/clusters/rs1", {"diskSizeGB": 2})
@@ -110,7 +116,8 @@ def test_patch_cannot_shrink_the_volumes(client: ApiClient, data_dir: Path) -> N
     assert client.get(f"/groups/{project_id}/clusters/rs1").get_json()["diskSizeGB"] == 4
 
 
-def test_patch_of_regions_adds_and_removes_member_volumes(client: ApiClient, data_dir: Path) -> None:
+@pytest.mark.drivers()
+def test_patch_of_regions_adds_and_removes_member_volumes(client: ApiClient, storage: ShimStorage) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id)
     response = client.patch(
@@ -127,13 +134,13 @@ def test_patch_of_regions_adds_and_removes_member_volumes(client: ApiClient, dat
         },
     )
     assert response.status_code == 200, response.get_json()
-    files = volume_files(data_dir)
-    assert len([f for f in files if "/eastus2/" in f]) == 1
-    assert len([f for f in files if "/uksouth/" in f]) == 2
-    assert not [f for f in files if "/westus2/" in f]
+    assert counts(storage) == {"eastus2": 1, "uksouth": 2}
 
 
-def test_the_preferred_region_can_move_and_new_snapshots_follow_it(client: ApiClient) -> None:
+@pytest.mark.drivers()
+def test_the_preferred_region_can_move_and_new_snapshots_follow_it(
+    client: ApiClient, storage: ShimStorage
+) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id)
     enable_backup(client, project_id)
@@ -145,6 +152,8 @@ def test_the_preferred_region_can_move_and_new_snapshots_follow_it(client: ApiCl
     assert response.get_json()["preferredRegion"] == "westus2"
     taken = client.post(f"/groups/{project_id}/clusters/rs1/backup/snapshots", {}).get_json()
     assert taken["regionName"] == "westus2"
+    settle(client)
+    assert storage.stored_by_region()["westus2"] == {taken["id"]}
     regions = [
         s["regionName"]
         for s in client.get(f"/groups/{project_id}/clusters/rs1/backup/snapshots").get_json()["results"]
@@ -164,12 +173,13 @@ def test_patch_can_enable_and_disable_backup(client: ApiClient) -> None:
     assert client.get(f"/groups/{project_id}/clusters/rs1/backup/snapshots").get_json()["totalCount"] == 0
 
 
-def test_terminating_a_cluster_deletes_its_volumes(client: ApiClient, data_dir: Path) -> None:
+@pytest.mark.drivers()
+def test_terminating_a_cluster_deletes_its_volumes(client: ApiClient, storage: ShimStorage) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id)
-    assert volume_files(data_dir)
+    assert len(volume_handles(storage)) == 5
     assert client.delete(f"/groups/{project_id}/clusters/rs1").status_code == 204
-    assert volume_files(data_dir) == []
+    assert volume_handles(storage) == set()
     assert client.get(f"/groups/{project_id}/clusters/rs1").status_code == 404
     assert client.delete(f"/groups/{project_id}/clusters/rs1").status_code == 404
     assert client.delete(f"/groups/{project_id}").status_code == 204

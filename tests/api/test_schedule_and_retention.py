@@ -1,4 +1,7 @@
-"""The schedule (R7) and retention (R8) over simulated days, driven through /admin/clock."""
+"""The schedule (R7) and retention (R8) over simulated days, driven through /admin/clock.
+
+Every test runs once per driver kind, and compares the rows with that driver's storage itself.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +9,24 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from shimkit import (
     START,
     ApiClient,
-    FlakyDriver,
     advance,
-    all_stored_ids,
     create_cluster,
     create_project,
     enable_backup,
-    stored_snapshot_files,
+    settle,
 )
+from shimstorage import ShimStorage, stored_ids
 
 from shim.app import create_app, shutdown
 from shim.clock import ManualClock, format_time
 from shim.config import Config
+
+pytestmark = pytest.mark.drivers()
 
 DAY = 86400
 SNAPSHOTS = "/groups/{}/clusters/rs1/backup/snapshots"
@@ -31,18 +36,18 @@ def snapshots(client: ApiClient, project_id: str) -> list[dict]:
     return client.get(SNAPSHOTS.format(project_id) + "?itemsPerPage=500").get_json()["results"]
 
 
-def assert_storage_matches_the_database(client: ApiClient, project_id: str, data_dir: Path) -> None:
+def assert_storage_matches_the_database(client: ApiClient, project_id: str, storage: ShimStorage) -> None:
     completed = {
         s["id"]: s["regionName"] for s in snapshots(client, project_id) if s["status"] == "completed"
     }
-    on_disk = stored_snapshot_files(data_dir)
+    on_disk = storage.stored_by_region()
     assert {sid for ids in on_disk.values() for sid in ids} == set(completed)
     for region, ids in on_disk.items():
         assert all(completed[sid] == region for sid in ids)
 
 
 def test_thirty_days_keep_exactly_the_last_three_scheduled_snapshots_and_every_on_demand_one(
-    client: ApiClient, data_dir: Path, driver: FlakyDriver
+    client: ApiClient, storage: ShimStorage
 ) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id)
@@ -56,8 +61,8 @@ def test_thirty_days_keep_exactly_the_last_three_scheduled_snapshots_and_every_o
     ]
     assert all(s["status"] == "completed" for s in rows)
     assert [s["id"] for s in rows if s["snapshotType"] == "onDemand"] == [on_demand]
-    assert len(driver.started) == 1 + 1 + 30  # the first, the on-demand one, one per day
-    assert_storage_matches_the_database(client, project_id, data_dir)
+    assert storage.snapshots_started() == 1 + 1 + 30  # the first, the on-demand one, one per day
+    assert_storage_matches_the_database(client, project_id, storage)
     backup = client.get(f"/groups/{project_id}/clusters/rs1/backup").get_json()
     assert backup["nextSnapshotAt"] == format_time(START + timedelta(days=31))
     assert backup["referenceTime"] == format_time(START)
@@ -65,7 +70,7 @@ def test_thirty_days_keep_exactly_the_last_three_scheduled_snapshots_and_every_o
 
 
 def test_advancing_in_uneven_steps_takes_the_same_slots_without_drift(
-    client: ApiClient, data_dir: Path
+    client: ApiClient, storage: ShimStorage
 ) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id)
@@ -76,42 +81,44 @@ def test_advancing_in_uneven_steps_takes_the_same_slots_without_drift(
     created = [s["createdAt"] for s in snapshots(client, project_id)]
     reference = START + timedelta(seconds=3617)
     assert created == [format_time(reference + timedelta(days=d)) for d in (4, 3, 2)]
-    assert_storage_matches_the_database(client, project_id, data_dir)
+    assert_storage_matches_the_database(client, project_id, storage)
 
 
-def test_a_slot_is_not_taken_before_it_is_due(client: ApiClient) -> None:
+def test_a_slot_is_not_taken_before_it_is_due(client: ApiClient, storage: ShimStorage) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id)
     enable_backup(client, project_id)
     advance(client, DAY - 1)
     assert len(snapshots(client, project_id)) == 1
+    assert storage.snapshots_started() == 1
     advance(client, 1)
-    assert len(snapshots(client, project_id)) == 2
+    assert [s["status"] for s in snapshots(client, project_id)] == ["completed", "completed"]
+    assert len(stored_ids(storage)) == 2
 
 
 def test_a_failed_snapshot_neither_counts_nor_pushes_out_a_good_one(
-    client: ApiClient, data_dir: Path, driver: FlakyDriver
+    client: ApiClient, storage: ShimStorage
 ) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id)
     enable_backup(client, project_id)  # day 0
     advance(client, 2 * DAY)  # days 1, 2
-    driver.fail_snapshots = 1
+    storage.fail_next_snapshots(1)
     advance(client, DAY)  # day 3 fails
     rows = snapshots(client, project_id)
     assert [s["status"] for s in rows] == ["failed", "completed", "completed", "completed"]
     assert rows[0]["failureReason"] == "InternalDiskError: injected failure"
-    assert_storage_matches_the_database(client, project_id, data_dir)
+    assert_storage_matches_the_database(client, project_id, storage)
     advance(client, DAY)  # day 4 succeeds: days 4, 2 and 1 are the last three good ones
     rows = snapshots(client, project_id)
     good = [s["createdAt"] for s in rows if s["status"] == "completed"]
     assert good == [format_time(START + timedelta(days=d)) for d in (4, 2, 1)]
     assert [s["status"] for s in rows] == ["completed", "failed", "completed", "completed"]
-    assert_storage_matches_the_database(client, project_id, data_dir)
+    assert_storage_matches_the_database(client, project_id, storage)
     advance(client, 2 * DAY)  # days 5 and 6: the failed one is now older than every kept one
     rows = snapshots(client, project_id)
     assert [s["createdAt"] for s in rows] == [format_time(START + timedelta(days=d)) for d in (6, 5, 4)]
-    assert_storage_matches_the_database(client, project_id, data_dir)
+    assert_storage_matches_the_database(client, project_id, storage)
 
 
 def test_clusters_with_different_reference_times_each_keep_their_own_slots(client: ApiClient) -> None:
@@ -161,6 +168,7 @@ def test_after_real_downtime_one_catch_up_snapshot_is_taken_then_the_next_slot_i
         shutdown(restarted)
 
 
+@pytest.mark.drivers("local")
 def test_a_manual_clock_keeps_its_time_across_a_restart(
     app: Flask, client: ApiClient, config: Config, data_dir: Path
 ) -> None:
@@ -176,7 +184,7 @@ def test_a_manual_clock_keeps_its_time_across_a_restart(
 
 
 def test_two_schedulers_ticking_at_once_never_take_two_snapshots_for_one_slot(
-    app: Flask, client: ApiClient, config: Config, data_dir: Path, clock: ManualClock
+    app: Flask, client: ApiClient, config: Config, data_dir: Path, clock: ManualClock, storage: ShimStorage
 ) -> None:
     project_id = create_project(client)
     for index in range(20):
@@ -224,4 +232,6 @@ def test_two_schedulers_ticking_at_once_never_take_two_snapshots_for_one_slot(
         assert [s["createdAt"] for s in rows] == [format_time(START + timedelta(days=1)), format_time(START)]
         total += len(rows)
     assert total == 40
-    assert len(all_stored_ids(data_dir)) == 40
+    assert storage.snapshots_started() == 40
+    settle(client)
+    assert len(stored_ids(storage)) == 40

@@ -128,6 +128,7 @@ class _FailureRule:
     name: re.Pattern[str]
     code: str
     message: str
+    remaining: int | None = None  # None: every matching operation
 
 
 @dataclass(frozen=True)
@@ -245,10 +246,15 @@ class ArmServer:
                 )
             )
 
-    def fail_operations(self, kind: str, name_pattern: str, code: str, message: str) -> None:
-        """Operations creating `kind` resources whose name matches end Failed with this error."""
+    def fail_operations(
+        self, kind: str, name_pattern: str, code: str, message: str, *, count: int | None = None
+    ) -> None:
+        """Operations creating `kind` resources whose name matches end Failed with this error.
+
+        With `count`, only the next `count` such operations do.
+        """
         with self._lock:
-            self._failures.append(_FailureRule(kind, re.compile(name_pattern), code, message))
+            self._failures.append(_FailureRule(kind, re.compile(name_pattern), code, message, count))
 
     def write_disk(self, resource_id: str, data: bytes, offset: int = 0) -> None:
         """Write bytes into a disk's modeled content, as a VM would."""
@@ -306,6 +312,21 @@ class ArmServer:
         with self._lock:
             self._settle()
             return sorted(r.name for r in self._resources.values() if r.kind == kind)
+
+    def bodies(self, kind: str) -> list[dict[str, Any]]:
+        """Every resource of `kind` (all resource groups) as GET would answer it, oldest first."""
+        with self._lock:
+            self._settle()
+            return [r.body() for r in sorted(self._resources.values(), key=lambda r: r.seq) if r.kind == kind]
+
+    def remove(self, resource_id: str) -> None:
+        """Delete a resource at once, as someone in the Azure portal would behind our back."""
+        with self._lock:
+            self._settle()
+            match = _RESOURCE_ID.match(resource_id)
+            if match:
+                key = self._key(match["sub"], match["group"], match["kind"], match["name"])
+                self._resources.pop(key, None)
 
     def put_disk(
         self, group: str, name: str, location: str, size_gb: int, tags: dict[str, str] | None = None
@@ -409,7 +430,9 @@ class ArmServer:
 
     def _failure_for(self, kind: str, name: str) -> dict[str, str] | None:
         for rule in self._failures:
-            if rule.kind == kind and rule.name.search(name):
+            if rule.kind == kind and rule.name.search(name) and rule.remaining != 0:
+                if rule.remaining is not None:
+                    rule.remaining -= 1
                 return {"code": rule.code, "message": rule.message}
         return None
 

@@ -57,6 +57,23 @@ def wait_for(driver: Driver, token: str, timeout: float = 15.0) -> OperationStat
         time.sleep(0.01)
 
 
+def content_digest(arm: ArmServer, handle: str) -> str:
+    """The content digest (shim.drivers.digest's format) of a disk or snapshot, from the server's pages."""
+    size = arm.size_bytes(handle)
+    pages = arm.pages(handle)
+    per_block = BLOCK_SIZE // PAGE_SIZE
+    digests = []
+    for block in range(block_count(size)):
+        length = min(BLOCK_SIZE, size - block * BLOCK_SIZE)
+        indexes = range(block * per_block, block * per_block + per_block)
+        if not any(index in pages for index in indexes):
+            digests.append(zero_digest(length))
+            continue
+        content = b"".join(pages.get(index, bytes(PAGE_SIZE)) for index in indexes)
+        digests.append(hashlib.sha256(content[:length]).digest())
+    return format_digest(digests)
+
+
 class AzureStorage:
     """The behavioural suite's harness for the azure driver: its storage is the ARM test server.
 
@@ -86,19 +103,7 @@ class AzureStorage:
         self.arm.write_disk(handle, data, offset)
 
     def volume_digest(self, handle: str) -> str:
-        size = self.arm.size_bytes(handle)
-        pages = self.arm.pages(handle)
-        per_block = BLOCK_SIZE // PAGE_SIZE
-        digests = []
-        for block in range(block_count(size)):
-            length = min(BLOCK_SIZE, size - block * BLOCK_SIZE)
-            indexes = range(block * per_block, block * per_block + per_block)
-            if not any(index in pages for index in indexes):
-                digests.append(zero_digest(length))
-                continue
-            content = b"".join(pages.get(index, bytes(PAGE_SIZE)) for index in indexes)
-            digests.append(hashlib.sha256(content[:length]).digest())
-        return format_digest(digests)
+        return content_digest(self.arm, handle)
 
     def corrupt_snapshot(self, handle: str) -> None:
         page = self.arm.pages(handle).get(0, bytes(PAGE_SIZE))

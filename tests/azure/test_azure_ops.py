@@ -106,3 +106,34 @@ def test_a_token_already_running_is_not_started_twice(runner: OperationRunner) -
     _wait(runner, "t")
     assert calls == [1]
     assert runner.status("unknown") is None
+
+
+def test_a_finished_token_starts_again_as_a_new_attempt(runner: OperationRunner) -> None:
+    def fails() -> Steps:
+        yield 0.0
+        raise DriverError("InternalDiskError", "first attempt")
+
+    def succeeds() -> Steps:
+        yield 0.0
+        return {"attempt": 2}
+
+    runner.start("t", fails())
+    _wait(runner, "t")
+    assert runner.status("t").state == "failed"  # type: ignore[union-attr]
+    assert runner.start("t", succeeds()) is True
+    _wait(runner, "t")
+    assert runner.status("t").result == {"attempt": 2}  # type: ignore[union-attr]
+
+
+def test_the_first_step_can_run_in_the_callers_thread_before_start_returns(runner: OperationRunner) -> None:
+    seen: list[str] = []
+
+    def steps() -> Steps:
+        seen.append(threading.current_thread().name)
+        yield 0.0
+        return {}
+
+    runner.start("here", steps(), first_step_here=True)
+    assert seen == [threading.current_thread().name]
+    _wait(runner, "here")
+    assert runner.status("here").state == "succeeded"  # type: ignore[union-attr]

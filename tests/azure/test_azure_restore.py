@@ -170,6 +170,30 @@ def test_after_a_restart_between_the_new_disk_and_the_old_ones_deletion_the_rest
     assert arm.names("disks") == [str(status.result["volumeHandle"]).rsplit("/", 1)[1]]
 
 
+def test_a_restore_started_again_after_azure_accepted_it_finishes_with_the_disk_already_made(
+    arm: ArmServer, settings: AzureSettings
+) -> None:
+    before = AzureDriver(settings)
+    disk = _member(before, arm, "c")
+    snapshot = _snapshot(before, disk, "s")
+    arm.latency = 0.3
+    _restore(before, snapshot, disk)
+    new_name = restored_disk_name("cb-c-eastus2-m0", "cb-snap-s")
+    assert len(arm.requests_matching("PUT", DISKS + new_name)) == 1  # accepted before start returned
+    before.close()  # the process died before the control plane recorded the token: it starts again
+
+    after = AzureDriver(settings)
+    try:
+        status = wait_for(after, _restore(after, snapshot, disk))
+    finally:
+        after.close()
+
+    assert status.state == "succeeded", status
+    assert len(arm.requests_matching("PUT", DISKS + new_name)) == 1, "the disk was not asked for twice"
+    assert arm.names("disks") == [new_name]
+    assert arm.fingerprint(str(status.result["volumeHandle"])) == arm.fingerprint(snapshot)
+
+
 def test_after_a_restart_a_restore_that_never_reached_azure_is_failed_and_the_disk_kept(
     arm: ArmServer, settings: AzureSettings
 ) -> None:

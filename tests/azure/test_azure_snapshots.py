@@ -69,7 +69,7 @@ def test_a_snapshot_is_a_full_copy_in_the_given_region_tagged_with_its_record(
     assert arm.fingerprint(handle) == arm.fingerprint(disk)
 
 
-def test_starting_a_snapshot_returns_at_once_and_poll_follows_the_operation(
+def test_starting_a_snapshot_returns_once_azure_accepted_it_and_poll_follows_the_operation(
     azure_driver: AzureDriver, arm: ArmServer
 ) -> None:
     disk = _disk(azure_driver, arm)
@@ -78,9 +78,27 @@ def test_starting_a_snapshot_returns_at_once_and_poll_follows_the_operation(
     started = time.monotonic()
     token = azure_driver.start_snapshot(volume_handle=disk, region="eastus2", snapshot_id="s", tags={})
     assert time.monotonic() - started < 0.2
+    # Azure holds the snapshot already: a token recorded now always names something to find after a crash.
+    assert len(arm.requests_matching("PUT", SNAPSHOTS)) == 1
+    assert arm.resource(_snapshot_id(arm, "cb-snap-s"))["properties"]["provisioningState"] == "Creating"
     assert azure_driver.poll(token).state in ("queued", "inProgress")
 
     assert wait_for(azure_driver, token).state == "succeeded"
+
+
+def test_a_driver_stopped_right_after_the_start_leaves_an_operation_a_new_one_finishes(
+    arm: ArmServer, settings: AzureSettings
+) -> None:
+    before = AzureDriver(settings)
+    disk = _disk(before, arm)
+    arm.latency = 0.2
+    token = before.start_snapshot(volume_handle=disk, region="eastus2", snapshot_id="s-stop", tags={})
+    before.close()  # no time for the runner to step the operation: the process stopped at once
+    after = AzureDriver(settings)
+    try:
+        assert wait_for(after, token).state == "succeeded"
+    finally:
+        after.close()
 
 
 def test_starting_the_same_snapshot_twice_starts_one_operation(

@@ -184,6 +184,30 @@ def test_r10_restores_a_completed_snapshot_into_a_large_enough_azure_cluster() -
     assert [r.code for r in refused] == ["RESTORE_INVALID"] * 3
 
 
+def test_r10_refuses_a_restore_across_regions_where_storage_cannot_do_it_naming_both_regions() -> None:
+    refusal = rules.restore_region_refusal(
+        "eastus2", ["eastus2", "westus2", "westus2", "centralus"], False, target_name="dst"
+    )
+    assert refusal is not None
+    assert (refusal.code, refusal.field, refusal.rule, refusal.status) == (
+        "RESTORE_INVALID",
+        "/targetClusterName",
+        "R10",
+        400,
+    )
+    assert "stored in eastus2" in refusal.detail
+    assert "'dst' has members in centralus, westus2:" in refusal.detail
+    assert "Restore into a cluster whose members are all in eastus2" in refusal.detail
+
+
+def test_r10_allows_a_same_region_restore_and_any_restore_where_storage_crosses_regions() -> None:
+    assert rules.restore_region_refusal("eastus2", ["eastus2", "eastus2"], False) is None
+    assert rules.restore_region_refusal("eastus2", ["westus2"], True) is None
+    assert rules.restore_region_refusal("eastus2", [], False) is None
+    unnamed = rules.restore_region_refusal("eastus2", ["westus2"], False)
+    assert unnamed is not None and "the target cluster has members in westus2" in unnamed.detail
+
+
 def test_r11_only_binds_clusters_with_cloud_provider_snapshots() -> None:
     m5 = ClusterShape("rs", "AZURE", "M5")
     assert [r.code for r in rules.change_refusals(m5, "CLOUD_PROVIDER_SNAPSHOTS")] == ["TIER_NOT_SUPPORTED"]
