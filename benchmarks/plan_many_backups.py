@@ -52,11 +52,16 @@ def main(repeats: int = 5) -> None:
             check = terraform(env, path, "plan", "-detailed-exitcode", "-input=false")
             assert check.returncode == 0, check.stdout + check.stderr
         plan = ("plan", "-input=false", "-lock=false")
-        single = median_seconds(lambda: terraform(env, one, *plan), repeats)
-        hundred = median_seconds(lambda: terraform(env, many, *plan), repeats)
+        results = []
+        for label, variant in (("", env), (" without the zygote", {**env, "CLOUDBACKUP_PLUGIN_DAEMON": "0"})):
+            single = median_seconds(lambda v=variant: terraform(v, one, *plan), repeats)
+            hundred = median_seconds(lambda v=variant: terraform(v, many, *plan), repeats)
+            results.append((label, single, hundred))
     print(f"terraform plan with no changes, median of {repeats}:")
-    print(f"  1 cloudbackup_cluster_backup:   {single * 1000:7.0f} ms")
-    print(f"  {MANY} backups: {hundred * 1000:7.0f} ms  ratio {hundred / single:.2f}, target {TARGET}")
+    for label, single, hundred in results:
+        ratio = hundred / single
+        print(f"  1 cloudbackup_cluster_backup{label}: {single * 1000:7.0f} ms")
+        print(f"  {MANY} backups{label}: {hundred * 1000:7.0f} ms   ratio {ratio:.2f}, target {TARGET}")
 
 
 if __name__ == "__main__":

@@ -65,9 +65,10 @@ def install(plugin_dir: Path | None = None) -> Path:
     # Byte-compile what the plugin imports, so no start compiles (PYTHONDONTWRITEBYTECODE may be set).
     for package in ("provider", "shim"):
         compileall.compile_dir(ROOT / package, quiet=1)
-    from provider import tls
+    from provider import schema_cache, tls
 
     tls.certificate()
+    schema_cache.build()
     return executable
 
 

@@ -5,11 +5,44 @@ from __future__ import annotations
 import os
 import sys
 
+GET_PROVIDER_SCHEMA = "/tfplugin6.Provider/GetProviderSchema"
+SHUTDOWN = "/plugin.GRPCController/Shutdown"
 
-def _handlers() -> dict:
-    from provider.service import ProviderService
 
-    return ProviderService().handlers()
+class _Handlers:
+    """The handler table, built by the first call that needs more than the schema (or Shutdown).
+
+    Terraform's first start of a run only asks for the schema: a cold start answers it from the bytes
+    kept on disk (provider.schema_cache) and never imports the provider.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._table: dict | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict:
+        with self._lock:
+            if self._table is None:
+                from provider.service import ProviderService
+
+                self._table = ProviderService().handlers()
+            return self._table
+
+    def get(self, path: str, default=None):
+        if self._table is None:
+            if path == GET_PROVIDER_SCHEMA:
+                from provider import schema_cache
+
+                return lambda _: schema_cache.response()
+            if path == SHUTDOWN:
+                return lambda _: b""
+        return self._load().get(path, default)
+
+
+def _handlers() -> _Handlers:
+    return _Handlers()
 
 
 def main(argv: list[str] | None = None) -> int:

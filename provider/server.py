@@ -12,9 +12,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
+    from typing import Protocol
 
     # A handler takes a request message's bytes and returns the response message's bytes.
     Handler = Callable[[bytes], bytes]
+
+    class HandlerTable(Protocol):
+        """The handlers by gRPC path: a dict, or a table that loads them on first use."""
+
+        def get(self, path: str, /) -> Handler | None: ...
 
 MAGIC_COOKIE_KEY = "TF_PLUGIN_MAGIC_COOKIE"
 MAGIC_COOKIE_VALUE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
@@ -79,7 +85,7 @@ def handshake_line(path: str, der_b64: str | None) -> str:
 
 
 def serve(
-    load_handlers: Callable[[], dict[str, Handler]],
+    load_handlers: Callable[[], HandlerTable],
     out=None,
     orphaned: Callable[[], bool] | None = None,
 ) -> None:
@@ -156,7 +162,7 @@ def _tls_context(pem_path: str):
 class _Connection:
     """One HTTP/2 connection: the I/O thread owns the h2 state machine; calls run on their own threads."""
 
-    def __init__(self, sock, handlers: dict[str, Handler], stopped: threading.Event) -> None:
+    def __init__(self, sock, handlers: HandlerTable, stopped: threading.Event) -> None:
         import threading
 
         import h2.config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -29,12 +31,61 @@ def _validator(attribute: Attribute) -> Any:
     return Draft202012Validator(dict(attribute.fragment))
 
 
+# Keywords whose meaning `_accepts` reproduces exactly as jsonschema applies them; the rest are annotations.
+_QUICK_KEYWORDS = frozenset(
+    {"type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "description", "default"}
+)
+_QUICK_TYPES = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+@cache
+def _quick_check(attribute: Attribute) -> Callable[[Any], bool] | None:
+    """A check that accepts a valid value without importing jsonschema (60 ms of a cold start).
+
+    Only for fragments of simple keywords (all of ours); it says True only where jsonschema would
+    accept the value, and anything else goes to jsonschema, whose answer and message are the ones used.
+    """
+    fragment = attribute.fragment
+    declared = fragment.get("type")
+    kind = _QUICK_TYPES.get(declared) if isinstance(declared, str) else None
+    if kind is None or not set(fragment) <= _QUICK_KEYWORDS:
+        return None
+    enum = fragment.get("enum")
+    if enum is not None and not all(isinstance(item, str) for item in enum):
+        return None
+    pattern = re.compile(fragment["pattern"]) if "pattern" in fragment else None
+    low, high = fragment.get("minimum"), fragment.get("maximum")
+    shortest, longest = fragment.get("minLength"), fragment.get("maxLength")
+
+    def accepts(value: Any) -> bool:
+        if not kind(value) or (enum is not None and value not in enum):
+            return False
+        if isinstance(value, str):
+            size = len(value)
+            return (
+                (pattern is None or pattern.search(value) is not None)
+                and (shortest is None or size >= shortest)
+                and (longest is None or size <= longest)
+            )
+        return (low is None or value >= low) and (high is None or value <= high)
+
+    return accepts
+
+
 def check_value(diags: Diagnostics, attribute: Attribute, value: Any, path: list[Any]) -> None:
     """One error per invalid known value, on its path; unknown and null values pass."""
     if value is None or not is_known(value):
         return
     if isinstance(value, float) and value.is_integer():
         value = int(value)
+    quick = _quick_check(attribute)
+    if quick is not None and quick(value):
+        return
     errors = list(_validator(attribute).iter_errors(value))
     if not errors:
         return

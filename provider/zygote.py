@@ -25,6 +25,8 @@ DEFAULT_IDLE_SECONDS = 900
 # How often the launcher checks that Terraform is still there; how long it then gives the child to leave.
 WATCH_SECONDS = 0.5
 GRACE_SECONDS = 5.0
+# How long the launcher waits for a spare child to take its connection before it serves by itself.
+READY_SECONDS = 2.0
 # How often the zygote checks that its socket is still the one it bound (a deleted HOME retires it).
 SOCKET_CHECK_SECONDS = 30.0
 # What the zygote keeps of the environment it is spawned with: no key or token lingers in a daemon.
@@ -108,6 +110,16 @@ def connect() -> int | None:
         # Someone else's socket in our place: tell it nothing, and serve in-process.
         conn.close()
         return None
+    parent = os.getppid()
+    conn.settimeout(WATCH_SECONDS)
+    # Nothing is handed over before a child says it has taken the connection: a launcher that gives up
+    # waiting leaves no child holding its stdio.
+    ready = next(_lines(conn, lambda: os.getppid() != parent, int(READY_SECONDS / WATCH_SECONDS)), "")
+    if ready == "orphaned":
+        return 1
+    if ready != "ready":
+        conn.close()
+        return None
     umask = os.umask(0o077)
     os.umask(umask)
     payload = "\0".join([os.getcwd(), str(umask), *(f"{k}={v}" for k, v in os.environ.items())]).encode(
@@ -121,8 +133,6 @@ def connect() -> int | None:
     except OSError:
         conn.close()
         return None
-    parent = os.getppid()
-    conn.settimeout(WATCH_SECONDS)
     lines = _lines(conn, lambda: os.getppid() != parent)
     first = next(lines, "stale")
     if first == "orphaned":
@@ -144,7 +154,7 @@ def connect() -> int | None:
         elif line == "orphaned":
             # Terraform has gone (killed, say): so must the child, or it would wait for it for ever.
             _kill(child, _signal.SIGTERM)
-            for late in _lines(conn, None, deadline_ticks=int(GRACE_SECONDS / WATCH_SECONDS)):
+            for late in _lines(conn, None, int(GRACE_SECONDS / WATCH_SECONDS)):
                 if late == "timeout":
                     _kill(child, _signal.SIGKILL)
             return 1
@@ -357,20 +367,24 @@ def serve_forever(path: str) -> None:
         # A spare watches `life_r`: it reads end-of-file once the zygote is gone.
         life_r, life_w = os.pipe()
         spare_fds = (listener, lock, reports_r, reports_w, life_r, life_w)
-        _fork_spare(spare_fds, sources)
+        spare = _Spare(spare_fds, sources)
         last_start = time.monotonic()
         while True:
             remaining = idle - (time.monotonic() - last_start)
             if remaining <= 0:
                 return
-            ready, _, _ = select.select([reports_r], [], [], min(remaining, SOCKET_CHECK_SECONDS))
-            if ready:
-                reports = os.read(reports_r, 64)
-                if b"s" in reports:
-                    return
-                if b"t" in reports:
-                    last_start = time.monotonic()
-                    _fork_spare(spare_fds, sources)
+            waits = [reports_r, *spare.exit_fds()]
+            timeout = min(remaining, SOCKET_CHECK_SECONDS if spare.exit_fds() else 1.0)
+            ready, _, _ = select.select(waits, [], [], timeout)
+            reports = os.read(reports_r, 64) if reports_r in ready else b""
+            if b"s" in reports:
+                return
+            if b"t" in reports:
+                last_start = time.monotonic()
+                spare = spare.next()
+            elif spare.died(ready):
+                # A spare that ended without taking a start (it crashed, or was killed): replace it.
+                spare = spare.next()
             if _identity(path) != bound:
                 return
     finally:
@@ -396,10 +410,42 @@ def _identity(path: str) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino)
 
 
-def _fork_spare(fds: tuple, sources: _Sources) -> None:
+class _Spare:
+    """The one child waiting for the next launcher, and a way to learn that it ended."""
+
+    def __init__(self, fds: tuple, sources: _Sources) -> None:
+        self.fds = fds
+        self.sources = sources
+        self.pid = _fork_spare(fds, sources)
+        self.exit_fd: int | None = None
+        try:
+            # Readable once the process has ended (Linux 5.3 and newer).
+            self.exit_fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self.exit_fd = None
+
+    def exit_fds(self) -> list[int]:
+        return [self.exit_fd] if self.exit_fd is not None else []
+
+    def died(self, ready: list[int]) -> bool:
+        if self.exit_fd is not None:
+            return self.exit_fd in ready
+        try:
+            os.kill(self.pid, 0)  # children are reaped at once (SIGCHLD ignored): a gone one is ESRCH
+        except OSError:
+            return True
+        return False
+
+    def next(self) -> _Spare:
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+        return _Spare(self.fds, self.sources)
+
+
+def _fork_spare(fds: tuple, sources: _Sources) -> int:
     pid = os.fork()
     if pid != 0:
-        return
+        return pid
     listener, lock, reports_r, reports_w, life_r, life_w = fds
     code = 1
     try:
@@ -413,11 +459,15 @@ def _fork_spare(fds: tuple, sources: _Sources) -> None:
 
 def _spare(listener, reports_w: int, life_r: int, sources: _Sources) -> int:
     """In a spare child: wait for a launcher (or the zygote's end), then become that launcher's plugin."""
+    import contextlib
     import select
     import signal
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # Only a warm-up: should it fail, the start it prepares for reports its own errors.
+    with contextlib.suppress(Exception):
+        _rehearse()
     listener.setblocking(False)
     while True:
         ready, _, _ = select.select([listener, life_r], [], [])
@@ -429,11 +479,16 @@ def _spare(listener, reports_w: int, life_r: int, sources: _Sources) -> int:
                 continue
         if life_r in ready:
             return 0
+    # Taken, whatever comes of it: the zygote forks the next spare at once.
+    os.write(reports_w, b"t")
     listener.close()
     os.close(life_r)
     conn.setblocking(True)
+    if not _peer_is_me(conn):
+        return 0
+    conn.sendall(b"ready\n")
     fds, body = _receive(conn)
-    if not body or len(fds) != 3 or not _peer_is_me(conn):
+    if not body or len(fds) != 3:
         for fd in fds:
             os.close(fd)
         return 0
@@ -442,9 +497,68 @@ def _spare(listener, reports_w: int, life_r: int, sources: _Sources) -> int:
         os.write(reports_w, b"s")
         conn.sendall(b"stale\n")
         return 0
-    os.write(reports_w, b"t")
     os.close(reports_w)
     return _serve_start(conn, fds, body)
+
+
+def _rehearse() -> None:
+    """Serve one GetProviderSchema over TLS and HTTP/2 to ourselves, on a socket pair, while no one waits.
+
+    A forked child copies each memory page the first time it writes to it, and Python writes to every
+    object it uses (reference counts): a rehearsal of the start's path takes those copies (about a
+    thousand pages, a third of a start's CPU time) before a launcher is waiting for them.
+    """
+    import socket
+    import ssl
+    import threading
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    from provider import server, tls
+    from provider.main import SHUTDOWN, _handlers
+
+    pem_path, _ = tls.certificate()
+    context = server._tls_context(pem_path)
+    ours, theirs = socket.socketpair()
+    for end in (ours, theirs):
+        end.settimeout(5.0)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.load_verify_locations(pem_path)
+    client_context.set_alpn_protocols(["h2"])
+
+    def client() -> None:
+        with client_context.wrap_socket(theirs, server_hostname="localhost") as sock:
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            conn.initiate_connection()
+            for path in ("/tfplugin6.Provider/GetProviderSchema", SHUTDOWN):
+                stream = conn.get_next_available_stream_id()
+                headers = [(":method", "POST"), (":scheme", "https"), (":path", path), (":authority", "x")]
+                conn.send_headers(stream, [*headers, ("content-type", "application/grpc")])
+                conn.send_data(stream, b"\0\0\0\0\0", end_stream=True)
+                sock.sendall(conn.data_to_send())
+                ended = False
+                while not ended:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    for event in conn.receive_data(data):
+                        if isinstance(event, h2.events.DataReceived):
+                            conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                        elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
+                            ended = True
+                    sock.sendall(conn.data_to_send())
+
+    helper = threading.Thread(target=client, daemon=True)
+    helper.start()
+    try:
+        server._Connection(context.wrap_socket(ours, server_side=True), _handlers(), threading.Event()).run()
+    finally:
+        ours.close()
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread():
+                thread.join(5.0)
 
 
 def _receive(conn) -> tuple[list[int], bytes]:
@@ -481,6 +595,9 @@ def _serve_start(conn, fds: list[int], body: bytes) -> int:
     # on by the launcher) ends the child at once, leaving no socket behind.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: (server.remove_socket(), os._exit(1)))
+    # Nothing the zygote or a rehearsal buffered may reach the launcher's streams.
+    sys.stdout.flush()
+    sys.stderr.flush()
     for target, fd in zip((0, 1, 2), fds, strict=True):
         os.dup2(fd, target)
         os.close(fd)

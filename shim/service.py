@@ -18,6 +18,7 @@ intent → act → result transactions above, with the driver calls outside any 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import secrets
@@ -678,7 +679,8 @@ class Service:
         """(cluster id and name, a page of snapshot rows, total): the API's hottest path, so one Core
         statement outside any transaction in the common case."""
         with self.store.statements() as conn:
-            cluster, rows, total = queries.snapshot_listing(conn, project_id, name, offset=offset, limit=limit)
+            listed = queries.snapshot_listing(conn, project_id, name, offset=offset, limit=limit)
+            cluster, rows, total = listed
             if cluster is None:
                 if not queries.project_exists(conn, project_id):
                     raise ApiError(404, GROUP_NOT_FOUND, f"No project with ID {project_id}.")
@@ -739,32 +741,83 @@ class Service:
 
     # --- running snapshots -----------------------------------------------------------------------------
 
-    def _run_snapshots(self, jobs: Sequence[SnapshotJob]) -> None:
-        """Start the snapshots (intent already committed), record their tokens, then poll them once.
+    def _run_snapshots(
+        self,
+        jobs: Sequence[SnapshotJob],
+        *,
+        expired: Sequence[Snapshot] = (),
+        defer_retention: bool = False,
+    ) -> list[Snapshot]:
+        """Start the snapshots (intent already committed) and poll each once, then record them all.
 
-        The local driver finishes within start; a cloud driver's operations stay inProgress and are
-        polled by later ticks (or awaited by a manual-clock advance).
+        Each snapshot is started and polled by one task on the pool, so the pool never waits for the
+        slowest start of a batch before polling; one transaction then records every result: finished
+        ones completed or failed, the others inProgress with their token. The local driver finishes
+        within start; a cloud driver's operations stay inProgress and are polled by later ticks (or
+        awaited by a manual-clock advance). A crash before that transaction leaves the rows `queued`,
+        which reconcile() starts again (a driver's start is idempotent per snapshot id).
+
+        `expired` are snapshots that an earlier batch's retention (R8) doomed: the same pool deletes them
+        from storage alongside these starts, and the same transaction deletes their rows. Retention of
+        this batch is applied before returning, or with `defer_retention` returned instead, for the
+        next batch's call: the schedule's loops so overlap one batch's deletions with the next one's
+        copies, and run a last call with no jobs for the last batch's.
         """
-        if not jobs:
-            return
-        results = self._map(self._start_one, jobs)
-        started: list[dict[str, Any]] = []
-        changes: list[dict[str, Any]] = []
+        if not jobs and not expired:
+            return []
+        stored = [s for s in expired if s.handle]
+        tasks: list[Callable[[], Any]] = [functools.partial(self._start_and_poll, job) for job in jobs]
+        tasks += [functools.partial(self.driver.delete_snapshot, s.handle or "") for s in stored]
+        results = self._map(_call, tasks)
+        outcomes, deletions = results[: len(jobs)], results[len(jobs) :]
         now = self.now()
-        for job, result in zip(jobs, results, strict=True):
-            if isinstance(result, str):
-                started.append({"id": job.snapshot_id, "status": "inProgress", "op_token": result})
+        changes: list[dict[str, Any]] = []
+        retention: set[str] = set()
+        failed_to_start = 0
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                changes.append(self._failure(job.snapshot_id, outcome, now))
+                failed_to_start += 1
+                continue
+            token, status = outcome
+            if isinstance(status, DriverError):
+                changes.append({**self._failure(job.snapshot_id, status, now), "op_token": token})
+            elif isinstance(status, Exception) or not status.finished:
+                if isinstance(status, Exception):
+                    log.warning("polling snapshot %s failed (will retry): %s", job.snapshot_id, status)
+                changes.append({"id": job.snapshot_id, "status": "inProgress", "op_token": token})
             else:
-                changes.append(self._failure(job.snapshot_id, result, now))
+                changes.append({**self._snapshot_result(job.snapshot_id, status, now), "op_token": token})
+                if job.snapshot_type == "scheduled":
+                    retention.add(job.cluster_id)
+        kept: set[str] = set()
+        for snapshot, deletion in zip(stored, deletions, strict=True):
+            if isinstance(deletion, Exception):
+                log.warning(
+                    "retention: could not delete snapshot %s (kept for a retry): %s", snapshot.id, deletion
+                )
+                kept.add(snapshot.id)
+        gone = [s.id for s in expired if s.id not in kept]
         with self.store.write() as session:
-            queries.update_snapshots(session, started + changes)
-        if changes:
-            log.warning("%d snapshot(s) failed to start", len(changes))
-        tokens = {row["id"]: row["op_token"] for row in started}
-        by_id = {job.snapshot_id: job for job in jobs}
-        self._poll_tokens(
-            [(sid, token, by_id[sid].cluster_id, by_id[sid].snapshot_type) for sid, token in tokens.items()]
-        )
+            queries.update_snapshots(session, changes)
+            queries.delete_snapshot_rows(session, gone)
+        if failed_to_start:
+            log.warning("%d snapshot(s) failed to start", failed_to_start)
+        if not retention:
+            return []
+        doomed = self._expired(sorted(retention))
+        if defer_retention:
+            return doomed
+        self._delete_expired(doomed)
+        return []
+
+    def _start_and_poll(self, job: SnapshotJob) -> tuple[str, OperationStatus | Exception]:
+        """Start one snapshot and poll it at once: (token, its status, or the error the poll raised)."""
+        token = self._start_one(job)
+        try:
+            return token, self.driver.poll(token)
+        except Exception as error:
+            return token, error
 
     def _start_one(self, job: SnapshotJob) -> str:
         if self.snapshot_delay and self.snapshot_delay[0] == "before":
@@ -854,14 +907,21 @@ class Service:
 
     def _apply_retention(self, cluster_ids: Sequence[str]) -> None:
         """R8 for these clusters: storage first, then the rows."""
+        self._delete_expired(self._expired(cluster_ids))
+
+    def _expired(self, cluster_ids: Sequence[str]) -> list[Snapshot]:
+        """The snapshots of these clusters that retention (R8) deletes, as they stand now."""
         if not cluster_ids:
-            return
+            return []
         with self.store.read() as session:
             facts = queries.retention_facts(session, cluster_ids)
         expired: list[Snapshot] = []
         for items in facts.values():
             doomed = set(rules.expired_snapshots([fact for fact, _ in items]))
             expired += [Snapshot(id=fact.id, handle=handle) for fact, handle in items if fact.id in doomed]
+        return expired
+
+    def _delete_expired(self, expired: Sequence[Snapshot]) -> None:
         if expired:
             try:
                 self._delete_snapshots(expired)
@@ -1075,13 +1135,17 @@ class Service:
             with self.store.statements() as conn:
                 pending = queries.pending_work(conn)
             earliest = pending.earliest_due
+            doomed: list[Snapshot] = []
             while earliest is not None and earliest <= self.now():
                 with self.work_lock:
                     jobs = self._claim_due(self.now(), walk=False)
-                    self._run_snapshots(jobs)
+                    doomed = self._run_snapshots(jobs, expired=doomed, defer_retention=True)
                 started += len(jobs)
                 if len(jobs) < self.batch_size:
                     break
+            if doomed:
+                with self.work_lock:
+                    self._run_snapshots([], expired=doomed)
             if started or pending.snapshots_running or pending.restores_running:
                 with self.work_lock:
                     self._poll_running()
@@ -1093,17 +1157,19 @@ class Service:
         """Move a manual clock as if the shim had been running all along, and return once that work is done.
 
         Every slot due by the target is taken in order, at its own time: batches of the earliest due
-        slots (one per cluster per batch, so each cluster's slots stay in order), each awaited and
-        followed by retention before the next; then the clock is set to the target.
+        slots (one per cluster per batch, so each cluster's slots stay in order), each awaited, its
+        retention applied while the next batch copies (the last batch's after it); then the clock is
+        set to the target.
         """
         if not isinstance(self.clock, ManualClock):
             raise RuntimeError("only a manual clock can be advanced")
         with self.advance_lock:
             target = self.clock.now() + timedelta(seconds=seconds)
+            doomed: list[Snapshot] = []
             while True:
                 with self.work_lock:
                     jobs = self._claim_due(target, walk=True)
-                    self._run_snapshots(jobs)
+                    doomed = self._run_snapshots(jobs, expired=doomed, defer_retention=bool(jobs))
                 self._await_running()
                 if not jobs:
                     break
@@ -1235,7 +1301,7 @@ class Service:
             with self.store.read() as session:
                 running = queries.snapshots_in_status(session, "inProgress")
             self._poll_snapshots(running)
-            self._reconcile_storage(at_start=True)
+            self._reconcile_storage()
             self._restart_queued()
             with self.store.read() as session:
                 restores = queries.restore_jobs_in_status(session, ["queued", "inProgress"])
@@ -1272,25 +1338,26 @@ class Service:
         A stored snapshot of ours without a row, or whose row failed, is deleted; a completed row whose
         stored snapshot vanished (deleted behind our back) is marked failed. Work in flight is left alone.
         """
-        self._reconcile_storage(at_start=False)
+        self._reconcile_storage()
 
-    def _reconcile_storage(self, *, at_start: bool) -> None:
+    def _reconcile_storage(self) -> None:
         # Listed before the rows are read (and outside the lock: a cloud lists slowly): a snapshot started
         # meanwhile already has its row, and one deleted meanwhile is deleted again harmlessly.
         stored = self.driver.list_snapshots()
         with self.work_lock:
-            self._sweep_storage(stored, at_start=at_start)
+            self._sweep_storage(stored)
             self._fail_vanished(stored)
 
-    def _sweep_storage(self, stored: Sequence[StoredSnapshot], *, at_start: bool) -> None:
+    def _sweep_storage(self, stored: Sequence[StoredSnapshot]) -> None:
         """Delete every stored snapshot that no row accounts for, or whose row failed.
 
-        At start a `queued` row's storage goes too (the row is started again right after); while serving
-        a `queued` row may be starting this very moment, so its storage is kept.
+        A `queued` row's snapshot is kept: while serving it may be starting this very moment, and at start
+        _restart_queued starts it again, which finishes with the copy storage holds (drivers never copy
+        one snapshot id twice).
         """
         if not stored:
             return
-        live = ("inProgress", "completed") if at_start else ("queued", "inProgress", "completed")
+        live = ("queued", "inProgress", "completed")
         ids = [s.snapshot_id for s in stored if s.snapshot_id]
         with self.store.read() as session:
             rows = {s.id: s for s in queries.snapshots_by_ids(session, ids)}
@@ -1355,8 +1422,8 @@ class Service:
     def _restart_queued(self) -> None:
         """A `queued` snapshot never reached the driver (or its token was lost): start it again.
 
-        Restarting rather than failing keeps the slot it claimed; whatever a lost start left in
-        storage was swept just before.
+        Restarting rather than failing keeps the slot it claimed; a start that reached storage before
+        the crash is finished with the copy storage holds, not taken twice.
         """
         while True:
             with self.store.read() as session:
@@ -1388,6 +1455,10 @@ class Service:
                 with self.store.write() as session:
                     queries.delete_snapshot_rows(session, orphans)
             self._run_snapshots(jobs)
+
+
+def _call(task: Callable[[], T]) -> T:
+    return task()
 
 
 class _ClaimConflict(Exception):

@@ -241,6 +241,14 @@ class AzureDriver:
                 "incremental": False,
             },
         }
+        earlier = _get_or_none(lambda: self._client.snapshots.get(snapshot.group, snapshot.name))
+        if earlier is not None and _state(earlier) not in _GONE:
+            # Taken before (a start repeated after the process died before recording its token): finish
+            # with that copy rather than taking a second one.
+            created = yield from self._await_existing(snapshot, earlier)
+            return _snapshot_result(created)
+        if earlier is not None:
+            self._delete(snapshot)  # what a failed earlier attempt left: make room for a new copy
         method = self._stepped()
         self._client.snapshots.begin_create_or_update(snapshot.group, snapshot.name, body, polling=method)
         created = yield from self._await_or_discard(method, snapshot)
@@ -355,14 +363,14 @@ class AzureDriver:
         return _restore_result(created)
 
     def _await_existing(self, ref: _ArmRef, resource: Any) -> Generator[float, None, Any]:
-        """Wait for a disk Azure is already creating; one that Failed is removed and reported."""
+        """Wait for a resource an earlier attempt asked for; one that Failed is removed and reported."""
         while _state(resource) != _SUCCEEDED:
             if _state(resource) in _GONE:
                 self._discard(ref)
                 raise DriverError(
                     "ProvisioningFailed",
-                    f"disk {ref.name}, made by an earlier attempt of this restore, has provisioningState"
-                    f" {_state(resource).capitalize()} in Azure; it was removed: restore again",
+                    f"{ref.kind[:-1]} {ref.name}, asked for by an earlier attempt, has provisioningState"
+                    f" {_state(resource).capitalize()} in Azure; it was removed: try again",
                 )
             yield self.settings.polling_interval
             resource = getattr(self._client, ref.kind).get(ref.group, ref.name)

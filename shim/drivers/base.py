@@ -84,6 +84,9 @@ class Driver(Protocol):
     ) -> str:
         """Start a full-copy snapshot of a volume, stored in `region`; return an operation token.
 
+        Starting a `snapshot_id` that storage holds already (a start repeated after a crash lost its
+        token) finishes with that copy rather than taking a second one.
+
         On success `poll(token).result` holds `handle` (the stored snapshot's id or path),
         `storageSizeBytes` (bytes stored), `diskSizeBytes` (logical size of the source volume) and
         `checksum` (the snapshot's content digest, when the driver can compute one).

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -31,6 +32,8 @@ SIDECAR_FORMAT = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _MEMBER_FILE = re.compile(r"^member-[0-9]+\.img$")
 _OPERATION_ID = re.compile(r"^[0-9a-f]{32}$")
+# Snapshots remembered between their start and first poll (see LocalDriver._taken): about 10 batches.
+TAKEN_REMEMBERED = 5000
 INTERRUPTED_MESSAGE = (
     "The shim stopped during the operation, so it did not finish; nothing of it is kept. Start it again."
 )
@@ -70,6 +73,10 @@ class LocalDriver:
         self.bytes_per_gb = bytes_per_gb
         # Outcomes that could not be written down (a full disk), so this process can still answer poll.
         self._unsaved: dict[str, OperationStatus] = {}
+        # Snapshots this process has just taken, durably, until their first poll: that poll then needs
+        # no read of the sidecar written a moment before. Bounded; a forgotten one is read from disk.
+        self._taken: dict[str, OperationStatus] = {}
+        self._taken_lock = threading.Lock()
 
     # Volumes --------------------------------------------------------------------------------------
 
@@ -147,12 +154,22 @@ class LocalDriver:
             return token  # taken before (a retry after a restart): never copy twice
         self._forget_outcome(token)
         try:
-            self._snapshot(volume_handle, region, snapshot_id, tags)
+            metadata = self._snapshot(volume_handle, region, snapshot_id, tags)
         except _Failed as failure:
             self._record_outcome(token, _failed(failure.code, failure.message))
+        else:
+            if metadata is not None:
+                with self._taken_lock:
+                    self._taken[token] = _succeeded(region, snapshot_id, metadata)
+                    while len(self._taken) > TAKEN_REMEMBERED:
+                        del self._taken[next(iter(self._taken))]
         return token
 
-    def _snapshot(self, volume_handle: str, region: str, snapshot_id: str, tags: dict[str, str]) -> None:
+    def _snapshot(
+        self, volume_handle: str, region: str, snapshot_id: str, tags: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """Take the snapshot; its sidecar's content once data and sidecar are durable under their final
+        names, or None if another thread or process took this very snapshot meanwhile."""
         source = self._volume_path(volume_handle)
         directory = self.data_dir / SNAPSHOTS / region
         data_path = directory / f"{snapshot_id}{SNAPSHOT_SUFFIX}"
@@ -172,7 +189,7 @@ class LocalDriver:
             raise _from_os_error(error, f"snapshot {snapshot_id} of {volume_handle}") from error
         if locked is None:
             os.close(src_fd)
-            return  # another thread or process took this very snapshot while we waited
+            return None  # another thread or process took this very snapshot while we waited
         dst_fd = locked
         try:
             os.ftruncate(dst_fd, 0)  # what a crashed attempt left
@@ -195,6 +212,7 @@ class LocalDriver:
             self._write_json(sidecar, metadata, sync_dir=False)
             os.replace(partial, data_path)
             self._fsync_dir(directory)
+            return metadata
         except OSError as error:
             # Everything of this id is from this attempt (a complete snapshot returns before copying),
             # so a failure leaves nothing behind, not even a finished file whose directory sync failed.
@@ -231,6 +249,8 @@ class LocalDriver:
 
     def delete_snapshot(self, handle: str) -> None:
         region, snapshot_id = self._snapshot_name(handle)
+        with self._taken_lock:
+            self._taken.pop(f"snapshot:{region}/{snapshot_id}", None)
         directory = self.data_dir / SNAPSHOTS / region
         # Data first: a crash in between leaves a sidecar alone, which list_snapshots reports as an orphan.
         names = [
@@ -357,17 +377,13 @@ class LocalDriver:
             region, _, snapshot_id = rest.partition("/")
             _check_name(region)
             _check_name(snapshot_id)
+            with self._taken_lock:
+                taken = self._taken.pop(token, None)
+            if taken is not None:
+                return taken
             metadata = self._complete_snapshot(region, snapshot_id)
             if metadata is not None:
-                return OperationStatus(
-                    state="succeeded",
-                    result={
-                        "handle": f"{SNAPSHOTS}/{region}/{snapshot_id}{SNAPSHOT_SUFFIX}",
-                        "storageSizeBytes": metadata["storageSizeBytes"],
-                        "diskSizeBytes": metadata["diskSizeBytes"],
-                        "checksum": metadata["checksum"],
-                    },
-                )
+                return _succeeded(region, snapshot_id, metadata)
             if self._being_taken(region, snapshot_id):
                 return OperationStatus(state="inProgress")
         elif kind != "restore" or not _OPERATION_ID.match(rest):
@@ -523,6 +539,19 @@ def _unlink(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _succeeded(region: str, snapshot_id: str, metadata: dict[str, Any]) -> OperationStatus:
+    """What poll reports for a complete snapshot, from its sidecar's content."""
+    return OperationStatus(
+        state="succeeded",
+        result={
+            "handle": f"{SNAPSHOTS}/{region}/{snapshot_id}{SNAPSHOT_SUFFIX}",
+            "storageSizeBytes": metadata["storageSizeBytes"],
+            "diskSizeBytes": metadata["diskSizeBytes"],
+            "checksum": metadata["checksum"],
+        },
+    )
 
 
 def _failed(code: str, message: str) -> OperationStatus:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -121,13 +122,21 @@ class Workspace:
     def write(self, config: str) -> None:
         (self.path / "main.tf").write_text(PROVIDER_BLOCK + config)
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run terraform here; `env` adds to the environment (an empty value removes the variable)."""
+        environ = dict(os.environ)
+        for key, value in (env or {}).items():
+            if value:
+                environ[key] = value
+            else:
+                environ.pop(key, None)
         return subprocess.run(
             [terraform_binary(), *args, "-no-color"],
             cwd=self.path,
             capture_output=True,
             text=True,
             timeout=600,
+            env=environ,
         )
 
     def apply(self) -> str:

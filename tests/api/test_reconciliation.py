@@ -142,23 +142,27 @@ def test_a_completed_record_whose_snapshot_vanished_is_marked_failed_while_servi
     assert stored_ids(storage) == {third}
 
 
-def test_a_snapshot_starting_while_serving_is_left_alone_and_one_cut_short_is_taken_again_at_start(
+def test_a_snapshot_whose_token_was_not_recorded_is_left_alone_and_finished_with_its_copy_at_start(
     client: ApiClient, app: Flask, storage: ShimStorage, restart: Restart
 ) -> None:
-    project_id, first, _ = backed_up(client, app)
+    project_id, first, volume = backed_up(client, app)
     service = service_of(app)
-    # The row of a snapshot whose driver call is under way (or was, when the process died) is queued.
+    with service.store.read() as session:
+        handle = session.get(Snapshot, first).handle  # type: ignore[union-attr]
+    copy = storage.fingerprint(handle)
+    storage.write(volume, b"written after the copy", offset=8192)
+    # The row of a snapshot whose start is under way (or was, when the process died) is queued.
     with service.store.write() as session:
         session.execute(
             update(Snapshot)
             .where(Snapshot.id == first)
             .values(status="queued", op_token=None, handle=None, finished_at=None)
         )
-    service.reconcile_storage()
+    service.reconcile_storage()  # while serving: it may be starting this very moment
     assert stored_ids(storage) == {first}
     assert client.get(SNAPSHOTS.format(project_id) + f"/{first}").get_json()["status"] == "queued"
-    _, client = restart()  # at start nothing is under way: the copy is deleted and taken again
+    _, client = restart()  # at start it is started again, and finishes with the copy storage holds
     settle(client)
     assert client.get(SNAPSHOTS.format(project_id) + f"/{first}").get_json()["status"] == "completed"
     assert stored_ids(storage) == {first}
-    assert storage.snapshots_started() == 2
+    assert storage.fingerprint(handle) == copy != storage.fingerprint(volume)

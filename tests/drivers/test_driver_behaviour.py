@@ -275,3 +275,35 @@ def test_a_snapshot_left_unfinished_by_a_crash_is_an_orphan_and_not_a_snapshot(
     assert not driver.snapshot_exists(orphan.handle)
     driver.delete_snapshot(orphan.handle)
     assert [stored.handle for stored in driver.list_snapshots()] == [finished]
+
+
+def test_a_snapshot_started_again_after_a_restart_finishes_with_the_copy_storage_holds(
+    driver: Driver, storage: StorageHarness
+) -> None:
+    volume = driver.create_volume(volume_spec())
+    write(storage, volume, DATA)
+    taken_digest = storage.volume_digest(volume)
+    first = succeeded(snapshot(storage, volume, "s1"))
+    write(storage, volume, OTHER_DATA)  # written after the copy the crashed attempt made
+
+    # The process died before recording the token: the control plane starts the same snapshot again.
+    after_restart = storage.restarted()
+    token = after_restart.start_snapshot(
+        volume_handle=volume, region=REGION, snapshot_id="s1", tags=snapshot_tags("s1")
+    )
+    again = succeeded(storage.wait(token, after_restart))
+
+    assert again["handle"] == first["handle"]
+    assert [stored.snapshot_id for stored in after_restart.list_snapshots()] == ["s1"]
+    target = after_restart.create_volume(volume_spec(cluster="c2"))
+    restored = succeeded(restore_with(storage, after_restart, str(again["handle"]), target))
+    assert storage.volume_digest(str(restored["volumeHandle"])) == taken_digest  # the first copy, kept
+
+
+def restore_with(
+    storage: StorageHarness, driver: Driver, snapshot_handle: str, target: str
+) -> OperationStatus:
+    token = driver.start_restore(
+        snapshot_handle=snapshot_handle, target_volume_handle=target, region=REGION, expected_checksum=None
+    )
+    return storage.wait(token, driver)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from provider import docs, schema
+from provider import docs, schema, schema_cache, tls
 from provider.schema import PROVIDER_JSON
 
 
@@ -94,3 +95,18 @@ def test_the_checked_in_docs_are_what_the_generator_makes() -> None:
         assert path.exists() and path.read_text() == text, (
             f"docs/{relative} is stale: run `python -m provider.docs`"
         )
+
+
+def test_the_schema_kept_on_disk_is_the_generated_response_named_by_its_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(tls.CACHE_ENV, str(tmp_path / "cache"))
+    data = schema_cache.build()
+    assert data == schema.provider_schema_response()
+    assert Path(schema_cache.path()).read_bytes() == data
+    extra = tmp_path / "generator-part.py"
+    extra.write_text("one = 1\n")
+    monkeypatch.setattr(schema_cache, "_GENERATOR", (*schema_cache._GENERATOR, str(extra)))
+    before = schema_cache.path()
+    extra.write_text("one = 2\n")
+    assert schema_cache.path() != before

@@ -69,3 +69,8 @@ def test_serve_knows_the_contracts_flags() -> None:
     assert (args.azure_subscription_id, args.azure_resource_group) == ("s", "g")
     with pytest.raises(SystemExit):
         cli._parser().parse_args(["serve", "--driver", "tape"])
+
+
+def test_serve_reconciles_every_15_minutes_unless_told_otherwise() -> None:
+    assert cli._parser().parse_args(["serve"]).reconcile_interval == 900.0
+    assert cli._parser().parse_args(["serve", "--reconcile-interval", "0"]).reconcile_interval == 0.0
