@@ -99,29 +99,46 @@ def run(work: Path, args: argparse.Namespace) -> int:
         client.close()
 
         context = multiprocessing.get_context("spawn")
-        with context.Pool(args.connections) as pool:
-            start_at = time.time() + 1.0  # every process starts together, once spawned
-            jobs = [
-                (
+        ready: Any = context.Queue()
+        done: Any = context.Queue()
+        go: Any = context.Event()
+        start_at: Any = context.Value("d", 0.0)
+        settings = (args.warmup, args.seconds, args.max_requests)
+        clients = [
+            context.Process(
+                target=load,
+                args=(
                     host,
                     port,
                     keys["publicKey"],
                     keys["privateKey"],
                     path,
+                    settings,
+                    ready,
+                    go,
                     start_at,
-                    args.warmup,
-                    args.seconds,
-                    args.max_requests,
-                )
-                for _ in range(args.connections)
-            ]
-            result_async = pool.starmap_async(load, jobs)
-            # The server's CPU time over the measured window (/proc, Linux): where the shared cores went.
-            time.sleep(max(0.0, start_at + args.warmup - time.time()))
-            server_cpu_before = cpu_seconds(server.pid)
-            time.sleep(args.seconds)
-            server_cpu = cpu_seconds(server.pid) - server_cpu_before
-            results = result_async.get()
+                    done,
+                ),
+                daemon=True,
+            )
+            for _ in range(args.connections)
+        ]
+        for process in clients:
+            process.start()
+        for _ in clients:  # each has started, connected and been challenged: the load begins together
+            ready.get(timeout=300)
+        start_at.value = time.time() + 0.2
+        go.set()
+        # The server's CPU time over the measured window (/proc, Linux): where the shared cores went.
+        time.sleep(max(0.0, start_at.value + args.warmup - time.time()))
+        server_cpu_before = cpu_seconds(server.pid)
+        load_before = os.getloadavg()[0]
+        time.sleep(args.seconds)
+        server_cpu = cpu_seconds(server.pid) - server_cpu_before
+        load_after = os.getloadavg()[0]
+        results = [done.get(timeout=300) for _ in clients]
+        for process in clients:
+            process.join()
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -150,7 +167,8 @@ def run(work: Path, args: argparse.Namespace) -> int:
     print(
         f"  client: {args.connections} processes, one keep-alive connection each, closed loop, "
         f"{args.warmup:g} s warm-up then {args.seconds:g} s measured; client and server share the "
-        f"{os.cpu_count()} cores of this machine"
+        f"{os.cpu_count()} cores of this machine (1-minute load average {load_before:.1f} before the "
+        f"measured window, {load_after:.1f} after)"
     )
     print(f"  {len(latencies)} requests answered 200 in {elapsed:.2f} s; other answers: {errors or 'none'}")
     print(f"  {rps:.0f} requests/s   p50 {p50:.2f} ms   p99 {p99:.2f} ms   max {latencies[-1]:.2f} ms")
@@ -269,17 +287,21 @@ def load(
     user: str,
     password: str,
     path: str,
-    start_at: float,
-    warmup: float,
-    seconds: float,
-    max_requests: int,
-) -> dict[str, Any]:
+    settings: tuple[float, float, int],
+    ready: Any,
+    go: Any,
+    start_at: Any,
+    done: Any,
+) -> None:
     """One client process: GET `path` in a closed loop; latencies (ms) of the measured window's 200s."""
+    warmup, seconds, max_requests = settings
     client = DigestClient(host, port, user, password)
     client.challenge()
     ha2 = md5(f"GET:{path}")
     connection = client.connection
-    time.sleep(max(0.0, start_at - time.time()))
+    ready.put(os.getpid())
+    go.wait()
+    time.sleep(max(0.0, start_at.value - time.time()))
     clock = time.perf_counter
     measure_from = clock() + warmup
     cpu_from: float | None = None
@@ -306,12 +328,9 @@ def load(
             errors[response.status] = errors.get(response.status, 0) + 1
     cpu = time.process_time() - (cpu_from or time.process_time())
     client.close()
-    return {
-        "latencies": latencies,
-        "errors": errors,
-        "elapsed": min(now, stop_at) - measure_from,
-        "cpu": cpu,
-    }
+    done.put(
+        {"latencies": latencies, "errors": errors, "elapsed": min(now, stop_at) - measure_from, "cpu": cpu}
+    )
 
 
 if __name__ == "__main__":

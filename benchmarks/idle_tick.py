@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import shutil
 import statistics
 import sys
@@ -29,17 +30,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clusters", type=int, default=10_000, help="clusters with backup (default 10000)")
     parser.add_argument("--ticks", type=int, default=5_000, help="ticks timed (default 5000)")
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=1.0,
+        help="sleep between ticks, as the scheduler thread does (it ticks once a second); default 1 ms",
+    )
     parser.add_argument("--dir", type=Path, default=None, help="where to work (default: a temporary dir)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cloudbackup-tick-", dir=args.dir))
     try:
-        return run(work, args.clusters, args.ticks)
+        return run(work, args.clusters, args.ticks, args.pause_ms / 1000)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, count: int, ticks: int) -> int:
+def run(work: Path, count: int, ticks: int, pause: float) -> int:
     app = create_app(Config(data_dir=work / "data", manual_clock=True, clock=ManualClock(START)))
     service: Service = app.extensions["cloudbackup"].service
     try:
@@ -53,10 +60,13 @@ def run(work: Path, count: int, ticks: int) -> int:
         times: list[float] = []
         started_total = 0
         gc.collect()
+        load_before = os.getloadavg()[0]
         for _ in range(ticks):
+            time.sleep(pause)
             started = time.perf_counter()
             started_total += service.tick()
             times.append((time.perf_counter() - started) * 1000)
+        load_after = os.getloadavg()[0]
     finally:
         shutdown(app)
 
@@ -65,7 +75,12 @@ def run(work: Path, count: int, ticks: int) -> int:
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
     print(
         f"idle_tick: Service.tick() with nothing due, {count} clusters with backup and "
-        f"{count * rules.RETENTION_COUNT} snapshot rows, SQLite (WAL) on {filesystem(work)}, {ticks} ticks"
+        f"{count * rules.RETENTION_COUNT} snapshot rows, SQLite (WAL) on {filesystem(work)}, {ticks} ticks "
+        f"{pause * 1000:g} ms apart"
+    )
+    print(
+        f"  machine: {os.cpu_count()} CPUs, 1-minute load average {load_before:.1f} before and "
+        f"{load_after:.1f} after (other work on the machine shows in p99)"
     )
     print(f"  snapshots started by these ticks: {started_total} (must be 0)")
     print(f"  median {median:.3f} ms  p99 {p99:.3f} ms  max {times[-1]:.3f} ms")

@@ -76,9 +76,11 @@ def run(work: Path, count: int, volume_size: int) -> int:
         before = census(service, data_dir)
         moment = service.now()
 
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
         service.advance(DAY)
         elapsed = time.perf_counter() - started
+        load_after = os.getloadavg()[0]
         after = census(service, data_dir)
         with service.store.connect() as conn:
             new_rows = conn.execute(
@@ -108,6 +110,7 @@ def run(work: Path, count: int, volume_size: int) -> int:
         f"  measured: Service.advance(24 h) took {new_rows} snapshots and deleted {deleted} by retention "
         f"(R8) in {elapsed:.2f} s"
     )
+    print(f"  machine load (1-minute average): {load_before:.1f} at the start, {load_after:.1f} at the end")
     verdict = "met" if elapsed <= TARGET_SECONDS else "NOT met"
     ratio = elapsed / TARGET_SECONDS
     print(f"  ratio to the {TARGET_SECONDS:.0f} s target: {ratio:.2f} (target <= 1: {verdict})")

@@ -1,4 +1,4 @@
-"""The plugin's server: go-plugin's handshake, then gRPC over TLS and HTTP/2 (h2) on one unix socket."""
+"""The plugin's server: go-plugin's handshake, then gRPC over TLS and HTTP/2 on a unix socket."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def serve(
 ) -> None:
     """Announce the socket, then serve Terraform's connection until it shuts the plugin down.
 
-    The handshake is printed as soon as the socket listens; what serving needs (ssl, h2, the protocol
+    The handshake is printed as soon as the socket listens; what serving needs (ssl, hpack, the protocol
     stubs) is imported while Terraform connects, and a connection waits in the listen queue meanwhile.
     As go-plugin servers do, TLS is used when Terraform asks for it (PLUGIN_CLIENT_CERT is set, the
     default) and plain HTTP/2 when it does not (TF_DISABLE_PLUGIN_TLS). While no connection has come,
@@ -159,26 +159,63 @@ def _tls_context(pem_path: str):
     return context
 
 
+class _Workers:
+    """Threads that run calls: one kept from an earlier call when it is free, else a new one."""
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.idle = 0
+        self.started = 0
+        self.lock = threading.Lock()
+
+    def submit(self, call: Callable[..., None], *args: object) -> None:
+        import threading
+
+        with self.lock:
+            reuse = self.idle > 0
+            if reuse:
+                self.idle -= 1
+            else:
+                self.started += 1
+        self.jobs.put((call, args))
+        if not reuse:
+            threading.Thread(target=self._work, daemon=True).start()
+
+    def close(self) -> None:
+        """Let every worker leave once it has finished what it runs."""
+        with self.lock:
+            for _ in range(self.started):
+                self.jobs.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            call, args = job
+            call(*args)
+            with self.lock:
+                self.idle += 1
+
+
 class _Connection:
-    """One HTTP/2 connection: the I/O thread owns the h2 state machine; calls run on their own threads."""
+    """One HTTP/2 connection: the I/O thread owns the protocol state; calls run on worker threads."""
 
     def __init__(self, sock, handlers: HandlerTable, stopped: threading.Event) -> None:
         import threading
 
-        import h2.config
-        import h2.connection
+        from provider import http2
 
         self.sock = sock
         self.handlers = handlers
         self.stopped = stopped
-        self.h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None)
-        )
-        self.bodies: dict[int, bytearray] = {}
-        self.paths: dict[int, str] = {}
+        self.http2 = http2.ServerConnection()
+        self.workers = _Workers()
         # Finished calls wait here for the I/O thread: (stream id, grpc status, message, body).
-        self.outbox: list[tuple[int, int, str, bytes]] = []
-        self.pending: dict[int, tuple[memoryview, int, str]] = {}
+        self.outbox: list[tuple[int, int, str, bytes | None]] = []
         self.lock = threading.Lock()
         self.wake_r, self.wake_w = os.pipe()
         self.shutting_down = False
@@ -187,12 +224,7 @@ class _Connection:
         import contextlib
         import select
 
-        import h2.events as ev
-
         self.sock.setblocking(False)
-        self.h2.initiate_connection()
-        # Terraform's requests carry whole configurations and states: open a large receive window.
-        self.h2.increment_flow_control_window(1 << 24)
         self._flush()
         try:
             while True:
@@ -202,7 +234,7 @@ class _Connection:
                         os.read(self.wake_r, 4096)
                         self._drain_outbox()
                         self._flush()
-                        if self.shutting_down and not self.pending:
+                        if self.shutting_down and self.http2.idle:
                             return
                         if self.sock not in readable:
                             continue
@@ -217,46 +249,34 @@ class _Connection:
                     raise
                 if not data:
                     return
-                for event in self.h2.receive_data(data):
-                    if isinstance(event, ev.RequestReceived):
-                        headers = dict(event.headers)
-                        self.paths[event.stream_id] = headers.get(b":path", b"").decode()
-                        self.bodies[event.stream_id] = bytearray()
-                    elif isinstance(event, ev.DataReceived):
-                        self.bodies.setdefault(event.stream_id, bytearray()).extend(event.data)
-                        self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                    elif isinstance(event, ev.StreamEnded):
-                        self._dispatch(event.stream_id)
-                    elif isinstance(event, ev.StreamReset):
-                        self.bodies.pop(event.stream_id, None)
-                        self.pending.pop(event.stream_id, None)
-                    elif isinstance(event, ev.WindowUpdated):
-                        self._send_pending()
-                    elif isinstance(event, ev.ConnectionTerminated):
-                        return
+                try:
+                    requests, going_away = self.http2.receive(data)
+                except Exception:  # a protocol error (or undecodable headers) ends the connection
+                    return
+                for stream_id, path, body in requests:
+                    self._dispatch(stream_id, path, body)
                 self._flush()
+                if going_away:
+                    return
         except OSError:
             return
         finally:
+            self.workers.close()
             os.close(self.wake_r)
             os.close(self.wake_w)
             with contextlib.suppress(OSError):
                 self.sock.close()
 
-    def _dispatch(self, stream_id: int) -> None:
-        import threading
-
-        path = self.paths.pop(stream_id, "")
-        body = bytes(self.bodies.pop(stream_id, b""))
+    def _dispatch(self, stream_id: int, path: str, body: bytes) -> None:
         if path == STDIO:
             # go-plugin asks to mirror our stdout/stderr; we write nothing there after the handshake.
-            self._finish(stream_id, 0, "", None)
+            self.http2.respond_status(stream_id, 0, "")
             return
         handler = self.handlers.get(path)
         if handler is None:
-            self._finish(stream_id, UNIMPLEMENTED, f"method {path} is not implemented", None)
+            self.http2.respond_status(stream_id, UNIMPLEMENTED, f"method {path} is not implemented")
             return
-        threading.Thread(target=self._call, args=(stream_id, path, handler, body), daemon=True).start()
+        self.workers.submit(self._call, stream_id, path, handler, body)
 
     def _call(self, stream_id: int, path: str, handler: Handler, body: bytes) -> None:
         # gRPC frames each message with a compressed flag and a 4-byte length; unary calls carry one.
@@ -284,51 +304,14 @@ class _Connection:
         with self.lock:
             finished, self.outbox = self.outbox, []
         for stream_id, status, message, response in finished:
-            self._finish(stream_id, status, message, response)
-
-    def _finish(self, stream_id: int, status: int, message: str, response: bytes | None) -> None:
-        if response is None:
-            # A trailers-only response: the status travels in the one HEADERS frame.
-            headers = [
-                (b":status", b"200"),
-                (b"content-type", b"application/grpc"),
-                *_status(status, message),
-            ]
-            self.h2.send_headers(stream_id, headers, end_stream=True)
-            return
-        self.h2.send_headers(stream_id, [(b":status", b"200"), (b"content-type", b"application/grpc")])
-        framed = b"\x00" + len(response).to_bytes(4, "big") + response
-        self.pending[stream_id] = (memoryview(framed), status, message)
-        self._send_pending()
-
-    def _send_pending(self) -> None:
-        """Send what the peer's flow-control windows allow; the rest waits for its WINDOW_UPDATE."""
-        for stream_id in list(self.pending):
-            data, status, message = self.pending[stream_id]
-            while data:
-                window = min(self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size)
-                if window <= 0:
-                    break
-                chunk, data = data[:window], data[window:]
-                self.h2.send_data(stream_id, chunk.tobytes())
-            if data:
-                self.pending[stream_id] = (data, status, message)
-                continue
-            del self.pending[stream_id]
-            self.h2.send_headers(stream_id, _status(status, message), end_stream=True)
+            if response is None:
+                self.http2.respond_status(stream_id, status, message)
+            else:
+                self.http2.respond(stream_id, response)
 
     def _flush(self) -> None:
-        data = self.h2.data_to_send()
+        data = self.http2.data_to_send()
         if data:
             self.sock.setblocking(True)
             self.sock.sendall(data)
             self.sock.setblocking(False)
-
-
-def _status(code: int, message: str) -> list[tuple[bytes, bytes]]:
-    headers = [(b"grpc-status", str(code).encode())]
-    if message:
-        from urllib.parse import quote
-
-        headers.append((b"grpc-message", quote(message, safe=" ").encode()))
-    return headers

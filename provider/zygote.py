@@ -269,11 +269,9 @@ class _Sources:
 
 def _preload() -> None:
     """Import and build everything a plugin call needs, so that children start warm."""
-    import h2.config
-    import h2.connection
-    import h2.events  # noqa: F401
+    import hpack  # noqa: F401
 
-    from provider import schema, server, tls  # noqa: F401
+    from provider import http2, schema, server, tls  # noqa: F401
     from provider.service import ProviderService
     from provider.validation import _validator
 
@@ -512,12 +510,10 @@ def _rehearse() -> None:
     import ssl
     import threading
 
-    import h2.config
-    import h2.connection
-    import h2.events
+    from hpack import Encoder
 
-    from provider import server, tls
-    from provider.main import SHUTDOWN, _handlers
+    from provider import http2, server, tls
+    from provider.main import GET_PROVIDER_SCHEMA, SHUTDOWN, _handlers
 
     pem_path, _ = tls.certificate()
     context = server._tls_context(pem_path)
@@ -529,26 +525,16 @@ def _rehearse() -> None:
     client_context.set_alpn_protocols(["h2"])
 
     def client() -> None:
+        encoder = Encoder()
         with client_context.wrap_socket(theirs, server_hostname="localhost") as sock:
-            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-            conn.initiate_connection()
-            for path in ("/tfplugin6.Provider/GetProviderSchema", SHUTDOWN):
-                stream = conn.get_next_available_stream_id()
+            sock.sendall(http2.PREFACE + http2.frame(http2.SETTINGS, 0, 0))
+            for stream_id, path in ((1, GET_PROVIDER_SCHEMA), (3, SHUTDOWN)):
                 headers = [(":method", "POST"), (":scheme", "https"), (":path", path), (":authority", "x")]
-                conn.send_headers(stream, [*headers, ("content-type", "application/grpc")])
-                conn.send_data(stream, b"\0\0\0\0\0", end_stream=True)
-                sock.sendall(conn.data_to_send())
-                ended = False
-                while not ended:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    for event in conn.receive_data(data):
-                        if isinstance(event, h2.events.DataReceived):
-                            conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                        elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
-                            ended = True
-                    sock.sendall(conn.data_to_send())
+                block = encoder.encode([*headers, ("content-type", "application/grpc")])
+                request = http2.frame(http2.HEADERS, http2.END_HEADERS, stream_id, block)
+                sock.sendall(request + http2.frame(http2.DATA, http2.END_STREAM, stream_id, b"\0" * 5))
+                if not _answered(sock, stream_id):
+                    return
 
     helper = threading.Thread(target=client, daemon=True)
     helper.start()
@@ -559,6 +545,27 @@ def _rehearse() -> None:
         for thread in threading.enumerate():
             if thread is not threading.main_thread():
                 thread.join(5.0)
+
+
+def _answered(sock, stream_id: int) -> bool:
+    """Read frames until the answer on `stream_id` has ended; False if the connection ends first."""
+    from provider import http2
+
+    buffer = b""
+    while True:
+        while len(buffer) >= 9:
+            length = int.from_bytes(buffer[:3], "big")
+            if len(buffer) < 9 + length:
+                break
+            kind, flags = buffer[3], buffer[4]
+            stream = int.from_bytes(buffer[5:9], "big")
+            buffer = buffer[9 + length :]
+            if kind == http2.HEADERS and flags & http2.END_STREAM and stream == stream_id:
+                return True
+        data = sock.recv(65536)
+        if not data:
+            return False
+        buffer += data
 
 
 def _receive(conn) -> tuple[list[int], bytes]:

@@ -235,7 +235,7 @@ def disk_tags(azure: AzureShimStorage, disk: str) -> dict[str, str]:
 
 def start_in_background(call: Callable[[], object]) -> threading.Thread:
     def quietly() -> None:
-        with contextlib.suppress(requests.ConnectionError):  # the process dies under it
+        with contextlib.suppress(requests.RequestException):  # the process dies under it
             call()
 
     thread = threading.Thread(target=quietly, daemon=True)
