@@ -6,7 +6,7 @@ import sys
 
 import requests
 from requests.auth import HTTPDigestAuth
-from tf_harness import PROVIDER_BLOCK, environment, median_seconds, terraform, workdir
+from tf_harness import PROVIDER_BLOCK, environment, interleaved_medians, terraform, workdir
 
 TARGET = 2.0
 MANY = 100
@@ -52,12 +52,19 @@ def main(repeats: int = 5) -> None:
             check = terraform(env, path, "plan", "-detailed-exitcode", "-input=false")
             assert check.returncode == 0, check.stdout + check.stderr
         plan = ("plan", "-input=false", "-lock=false")
-        results = []
-        for label, variant in (("", env), (" without the zygote", {**env, "CLOUDBACKUP_PLUGIN_DAEMON": "0"})):
-            single = median_seconds(lambda v=variant: terraform(v, one, *plan), repeats)
-            hundred = median_seconds(lambda v=variant: terraform(v, many, *plan), repeats)
-            results.append((label, single, hundred))
-    print(f"terraform plan with no changes, median of {repeats}:")
+        cold = {**env, "CLOUDBACKUP_PLUGIN_DAEMON": "0"}
+        times = interleaved_medians(
+            {
+                "one": lambda: terraform(env, one, *plan),
+                "many": lambda: terraform(env, many, *plan),
+                "one cold": lambda: terraform(cold, one, *plan),
+                "many cold": lambda: terraform(cold, many, *plan),
+            },
+            repeats,
+        )
+    results = [("", times["one"], times["many"])]
+    results.append((" without the zygote", times["one cold"], times["many cold"]))
+    print(f"terraform plan with no changes, median of {repeats} taken in turns:")
     for label, single, hundred in results:
         ratio = hundred / single
         print(f"  1 cloudbackup_cluster_backup{label}: {single * 1000:7.0f} ms")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from tf_harness import copy_example, environment, median_seconds, terraform, workdir
+from tf_harness import copy_example, environment, interleaved_medians, terraform, workdir
 
 TARGET = 3.0
+EMPTY = "empty configuration"
 
 
 def main(repeats: int = 7) -> None:
@@ -19,20 +20,18 @@ def main(repeats: int = 7) -> None:
         check = terraform(env, quickstart, "plan", "-detailed-exitcode", "-input=false")
         assert check.returncode == 0, check.stdout + check.stderr
         plan = ("plan", "-input=false", "-lock=false")
-        terraform(env, quickstart, *plan)
-        base = median_seconds(lambda: terraform(env, empty, *plan), repeats)
         variants = {
             "examples/quickstart, no changes": env,
             "  without the zygote (DAEMON=0)": {**env, "CLOUDBACKUP_PLUGIN_DAEMON": "0"},
             "  with TF_DISABLE_PLUGIN_TLS=1": {**env, "TF_DISABLE_PLUGIN_TLS": "1"},
             "  both": {**env, "CLOUDBACKUP_PLUGIN_DAEMON": "0", "TF_DISABLE_PLUGIN_TLS": "1"},
         }
-        times = {}
-        for label, variant in variants.items():
-            terraform(variant, quickstart, *plan)
-            times[label] = median_seconds(lambda v=variant: terraform(v, quickstart, *plan), repeats)
-    print(f"terraform plan, median of {repeats}:")
-    print(f"  {'empty configuration':34} {base * 1000:6.0f} ms")
+        runs = {EMPTY: lambda: terraform(env, empty, *plan)}
+        runs.update({label: lambda v=v: terraform(v, quickstart, *plan) for label, v in variants.items()})
+        times = interleaved_medians(runs, repeats)
+    base = times.pop(EMPTY)
+    print(f"terraform plan, median of {repeats} taken in turns:")
+    print(f"  {EMPTY:34} {base * 1000:6.0f} ms")
     for label, seconds in times.items():
         print(f"  {label:34} {seconds * 1000:6.0f} ms   ratio {seconds / base:.2f}   target {TARGET}")
 

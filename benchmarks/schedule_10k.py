@@ -35,12 +35,15 @@ def main() -> int:
     parser.add_argument("--clusters", type=int, default=10_000, help="clusters with backup (default 10000)")
     parser.add_argument("--volume-mib", type=int, default=1, help="volume size and data (default 1 MiB)")
     parser.add_argument("--dir", type=Path, default=None, help="where to work (default: a temporary dir)")
+    parser.add_argument(
+        "--driver-workers", type=int, default=None, help="the service's driver pool (default: serve's)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory afterwards")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cloudbackup-schedule-", dir=args.dir))
     try:
-        return run(work, args.clusters, args.volume_mib * MIB)
+        return run(work, args.clusters, args.volume_mib * MIB, args.driver_workers)
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -48,7 +51,7 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, count: int, volume_size: int) -> int:
+def run(work: Path, count: int, volume_size: int, driver_workers: int | None) -> int:
     data_dir = work / "data"
     config = Config(
         data_dir=data_dir,
@@ -58,6 +61,8 @@ def run(work: Path, count: int, volume_size: int) -> int:
         # volume of that size. Everything else is what `cloudbackup serve --manual-clock` runs with.
         driver_factory=lambda c: LocalDriver(c.data_dir, durable=True, bytes_per_gb=volume_size),
     )
+    if driver_workers:
+        config.driver_workers = driver_workers
     app = create_app(config)
     service: Service = app.extensions["cloudbackup"].service
     try:

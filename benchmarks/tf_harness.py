@@ -118,6 +118,22 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each run, taken in turns (A B C A B C ...) after one untimed round.
+
+    Taking turns keeps a change in the machine's load from landing on one side of a ratio.
+    """
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def copy_example(name: str, target: Path) -> Path:
     shutil.copytree(ROOT / "examples" / name, target)
     return target

@@ -9,19 +9,20 @@ from typing import Any
 import msgpack
 from tf.gen import tfplugin_pb2 as pb
 from tf.types import Unknown
-from tf.utils import Diagnostics, _to_attribute_path, read_dynamic_value, to_dynamic_value
+from tf.utils import Diagnostics, _to_attribute_path, to_dynamic_value
 
 from provider import schema as schema_module
 from provider.diagnostics import add_exception
 from provider.plugin import NotConfigured, Plugin
 from provider.resource import ImportIdError, Resource
 from provider.schema import TypeSchema
+from provider.values import decode
 
 SERVICE = "/tfplugin6.Provider/"
 
 
 def _decode(value: pb.DynamicValue) -> Any:
-    return read_dynamic_value(value)
+    return decode(value)
 
 
 def _encode(value: Any) -> pb.DynamicValue:

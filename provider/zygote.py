@@ -315,9 +315,10 @@ def _take_lock(path: str) -> int | None:
 def serve_forever(path: str) -> None:
     """Bind the socket (one zygote per socket: a lock file decides), preload, and keep a spare child ready.
 
-    The spare child accepts the next launcher itself, so no fork is on a start's path; when it has taken
-    one, it says so and the zygote forks the next spare. The zygote leaves after the idle period, when
-    its sources change, when its socket is removed or replaced, or on SIGTERM; a spare leaves with it.
+    The spare child accepts the next launcher itself, so no fork is on a start's path; it says when it
+    has taken one, and the zygote forks the next spare once the starts being served have ended. The
+    zygote leaves after the idle period, when its sources change, when its socket is removed or
+    replaced, or on SIGTERM; a spare leaves with it, children serving a start do not.
     """
     import contextlib
     import gc
@@ -345,6 +346,7 @@ def serve_forever(path: str) -> None:
     signal.signal(signal.SIGTERM, leave)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     listener = None
+    bound = None
     try:
         sources = _Sources()
         _preload()
@@ -365,31 +367,40 @@ def serve_forever(path: str) -> None:
         # A spare watches `life_r`: it reads end-of-file once the zygote is gone.
         life_r, life_w = os.pipe()
         spare_fds = (listener, lock, reports_r, reports_w, life_r, life_w)
-        spare = _Spare(spare_fds, sources)
+        spare: _Child | None = _Child(spare_fds, sources)
+        serving: list[_Child] = []
         last_start = time.monotonic()
         while True:
             remaining = idle - (time.monotonic() - last_start)
             if remaining <= 0:
                 return
-            waits = [reports_r, *spare.exit_fds()]
-            timeout = min(remaining, SOCKET_CHECK_SECONDS if spare.exit_fds() else 1.0)
-            ready, _, _ = select.select(waits, [], [], timeout)
+            children = [spare, *serving] if spare is not None else serving
+            waits = [reports_r, *(c.exit_fd for c in children if c.exit_fd is not None)]
+            if spare is None:
+                waits.append(listener)  # a launcher waiting while there is no spare
+            check = 1.0 if any(c.exit_fd is None for c in children) else SOCKET_CHECK_SECONDS
+            ready, _, _ = select.select(waits, [], [], min(remaining, check))
             reports = os.read(reports_r, 64) if reports_r in ready else b""
             if b"s" in reports:
                 return
-            if b"t" in reports:
+            if b"t" in reports and spare is not None:
                 last_start = time.monotonic()
-                spare = spare.next()
-            elif spare.died(ready):
-                # A spare that ended without taking a start (it crashed, or was killed): replace it.
-                spare = spare.next()
+                serving.append(spare)
+                spare = None
+            serving = [c for c in serving if not c.ended(ready)]
+            if spare is not None and spare.ended(ready):
+                spare = None  # it crashed or was killed before taking a start
+            # The next spare is forked (and rehearses) once the starts being served have ended, so that
+            # it takes no CPU from them; at once when a launcher is already waiting.
+            if spare is None and (not serving or listener in ready):
+                spare = _Child(spare_fds, sources)
             if _identity(path) != bound:
                 return
     finally:
         # Remove only what is still ours: after a HOME was deleted and made again, a newer zygote may
         # have the path.
         if listener is not None:
-            if _identity(path) == bound:
+            if bound is not None and _identity(path) == bound:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
             listener.close()
@@ -408,36 +419,30 @@ def _identity(path: str) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino)
 
 
-class _Spare:
-    """The one child waiting for the next launcher, and a way to learn that it ended."""
+class _Child:
+    """A forked child (the spare, or one serving a start), and a way to learn that it ended."""
 
     def __init__(self, fds: tuple, sources: _Sources) -> None:
-        self.fds = fds
-        self.sources = sources
         self.pid = _fork_spare(fds, sources)
         self.exit_fd: int | None = None
         try:
-            # Readable once the process has ended (Linux 5.3 and newer).
+            # Readable once the process has ended (Linux 5.3 and newer); elsewhere it is polled.
             self.exit_fd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):
             self.exit_fd = None
 
-    def exit_fds(self) -> list[int]:
-        return [self.exit_fd] if self.exit_fd is not None else []
-
-    def died(self, ready: list[int]) -> bool:
+    def ended(self, ready: list[int]) -> bool:
+        """Whether it has ended (its descriptor, if any, is closed then)."""
         if self.exit_fd is not None:
-            return self.exit_fd in ready
+            if self.exit_fd not in ready:
+                return False
+            os.close(self.exit_fd)
+            return True
         try:
             os.kill(self.pid, 0)  # children are reaped at once (SIGCHLD ignored): a gone one is ESRCH
         except OSError:
             return True
         return False
-
-    def next(self) -> _Spare:
-        if self.exit_fd is not None:
-            os.close(self.exit_fd)
-        return _Spare(self.fds, self.sources)
 
 
 def _fork_spare(fds: tuple, sources: _Sources) -> int:
@@ -457,26 +462,26 @@ def _fork_spare(fds: tuple, sources: _Sources) -> int:
 
 def _spare(listener, reports_w: int, life_r: int, sources: _Sources) -> int:
     """In a spare child: wait for a launcher (or the zygote's end), then become that launcher's plugin."""
-    import contextlib
     import select
     import signal
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    # Only a warm-up: should it fail, the start it prepares for reports its own errors.
-    with contextlib.suppress(Exception):
-        _rehearse()
+    rehearsal = _Rehearsal()
     listener.setblocking(False)
     while True:
-        ready, _, _ = select.select([listener, life_r], [], [])
+        ready, _, _ = select.select([listener, life_r, *rehearsal.waits()], [], [])
         if listener in ready:
             try:
                 conn, _ = listener.accept()
-                break
             except (BlockingIOError, InterruptedError):
                 continue
+            # A launcher does not wait for a rehearsal: one still running is cut short.
+            rehearsal.stop()
+            break
         if life_r in ready:
             return 0
+        rehearsal.check(ready)
     # Taken, whatever comes of it: the zygote forks the next spare at once.
     os.write(reports_w, b"t")
     listener.close()
@@ -499,34 +504,82 @@ def _spare(listener, reports_w: int, life_r: int, sources: _Sources) -> int:
     return _serve_start(conn, fds, body)
 
 
-def _rehearse() -> None:
-    """Serve one GetProviderSchema over TLS and HTTP/2 to ourselves, on a socket pair, while no one waits.
+class _Rehearsal:
+    """A spare serves one GetProviderSchema over TLS and HTTP/2 to itself, on a socket pair, while it waits.
 
     A forked child copies each memory page the first time it writes to it, and Python writes to every
     object it uses (reference counts): a rehearsal of the start's path takes those copies (about a
-    thousand pages, a third of a start's CPU time) before a launcher is waiting for them.
+    thousand pages, a third of a start's CPU time) before a launcher is waiting for them. It runs on
+    threads of its own, so that a launcher that comes meanwhile stops it instead of waiting; it is only
+    a warm-up, so whatever goes wrong in it is ignored (the start reports its own errors).
     """
-    import socket
-    import ssl
-    import threading
 
-    from hpack import Encoder
+    def __init__(self) -> None:
+        import socket
+        import threading
 
-    from provider import http2, server, tls
-    from provider.main import GET_PROVIDER_SCHEMA, SHUTDOWN, _handlers
+        self.done_r, self.done_w = os.pipe()
+        self.ours, self.theirs = socket.socketpair()
+        self.running = 2
+        self.lock = threading.Lock()
+        for target in (self._serve, self._ask):
+            threading.Thread(target=self._run, args=(target,), daemon=True).start()
 
-    pem_path, _ = tls.certificate()
-    context = server._tls_context(pem_path)
-    ours, theirs = socket.socketpair()
-    for end in (ours, theirs):
-        end.settimeout(5.0)
-    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client_context.load_verify_locations(pem_path)
-    client_context.set_alpn_protocols(["h2"])
+    def waits(self) -> list[int]:
+        return [self.done_r] if self.done_r >= 0 else []
 
-    def client() -> None:
+    def check(self, ready: list[int]) -> None:
+        """Stop watching once the rehearsal has finished (its last thread writes to `done`)."""
+        if self.done_r >= 0 and self.done_r in ready:
+            os.close(self.done_r)
+            self.done_r = -1
+
+    def stop(self) -> None:
+        import contextlib
+        import socket
+
+        for end in (self.ours, self.theirs):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def _run(self, target) -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            target()
+        with self.lock:
+            self.running -= 1
+            last = self.running == 0
+        if last:
+            for end in (self.ours, self.theirs):
+                end.close()
+            with contextlib.suppress(OSError):
+                os.write(self.done_w, b"x")
+            os.close(self.done_w)
+
+    def _serve(self) -> None:
+        import threading
+
+        from provider import server, tls
+        from provider.main import _handlers
+
+        context = server._tls_context(tls.certificate()[0])
+        sock = context.wrap_socket(self.ours, server_side=True)
+        server._Connection(sock, _handlers(), threading.Event()).run()
+
+    def _ask(self) -> None:
+        import ssl
+
+        from hpack import Encoder
+
+        from provider import http2, tls
+        from provider.main import GET_PROVIDER_SCHEMA, SHUTDOWN
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(tls.certificate()[0])
+        context.set_alpn_protocols(["h2"])
         encoder = Encoder()
-        with client_context.wrap_socket(theirs, server_hostname="localhost") as sock:
+        with context.wrap_socket(self.theirs, server_hostname="localhost") as sock:
             sock.sendall(http2.PREFACE + http2.frame(http2.SETTINGS, 0, 0))
             for stream_id, path in ((1, GET_PROVIDER_SCHEMA), (3, SHUTDOWN)):
                 headers = [(":method", "POST"), (":scheme", "https"), (":path", path), (":authority", "x")]
@@ -535,16 +588,6 @@ def _rehearse() -> None:
                 sock.sendall(request + http2.frame(http2.DATA, http2.END_STREAM, stream_id, b"\0" * 5))
                 if not _answered(sock, stream_id):
                     return
-
-    helper = threading.Thread(target=client, daemon=True)
-    helper.start()
-    try:
-        server._Connection(context.wrap_socket(ours, server_side=True), _handlers(), threading.Event()).run()
-    finally:
-        ours.close()
-        for thread in threading.enumerate():
-            if thread is not threading.main_thread():
-                thread.join(5.0)
 
 
 def _answered(sock, stream_id: int) -> bool:

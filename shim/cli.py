@@ -59,7 +59,10 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between reconciliations of the snapshot records with storage while serving"
         " (default 900; 0: only at start)",
     )
-    serve.add_argument("--threads", type=int, default=8, help=argparse.SUPPRESS)
+    # Waitress's request threads: four (its own default), not eight. On two cores more threads only contend
+    # for the GIL (benchmarks/api_throughput.py measured ~8% more requests/s, and less CPU per request, with
+    # four), and four still leave requests answered while a long one (a snapshot, a restore) runs.
+    serve.add_argument("--threads", type=int, default=4, help=argparse.SUPPRESS)
 
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shim import schemas
 from shim.api import views
 from shim.api.common import body, flag, page, reach, service
-from shim.errors import ApiError
+from shim.errors import GROUP_NOT_FOUND, ApiError
 from shim.schemas import operation
-from shim.store.models import Cluster
+from shim.service import Backup
+from shim.store.models import Snapshot
 
 RESPONSE = schemas.CLUSTER + "#/$defs/response"
 INCLUDE_BACKUP = "includeBackup"
@@ -27,14 +30,38 @@ schemas.QUERY_PARAMETERS.setdefault(
 )
 
 
-def _with_backup(project_id: str, row: Cluster) -> dict[str, Any]:
-    try:
-        return views.cluster_with_backup(service().get_backup(project_id, row.name))
-    except ApiError as error:
-        if error.status != 404:
-            raise
-        # Terminated since the list was read: the cluster as listed, with no backup to show.
-        return {**views.cluster(row), "backup": None}
+def _listing_with_backups(project_id: str, offset: int, limit: int) -> dict[str, Any]:
+    """A page of clusters, each with its backup: one read transaction, one query for all their snapshots.
+
+    The backup of each is what GET .../backup answers (the same view over the same rows); reading them one
+    by one instead costs a transaction per cluster, which is most of the time of a large project's list.
+    """
+    from shim.store import queries
+
+    with service().store.read() as session:
+        if queries.project(session, project_id) is None:
+            raise ApiError(404, GROUP_NOT_FOUND, f"No project with ID {project_id}.")
+        rows, total = queries.clusters_page(session, project_id, offset=offset, limit=limit)
+        snapshot_ids = _completed_snapshot_ids(session, [row.id for row in rows])
+    return views.listing(
+        [views.cluster_with_backup(Backup(row, snapshot_ids[row.id])) for row in rows], total
+    )
+
+
+def _completed_snapshot_ids(session: Session, cluster_ids: list[str]) -> dict[str, list[str]]:
+    """Each cluster's stored snapshots, newest first (as queries.completed_snapshot_ids orders them)."""
+    from shim.store import queries
+
+    found: dict[str, list[str]] = {cluster_id: [] for cluster_id in cluster_ids}
+    for part in queries.chunks(cluster_ids):
+        rows = session.execute(
+            select(Snapshot.cluster_id, Snapshot.id)
+            .where(Snapshot.cluster_id.in_(part), Snapshot.status == "completed")
+            .order_by(Snapshot.created_at.desc(), Snapshot.id.desc())
+        )
+        for cluster_id, snapshot_id in rows:
+            found[cluster_id].append(snapshot_id)
+    return found
 
 
 def blueprint() -> Blueprint:
@@ -50,11 +77,10 @@ def blueprint() -> Blueprint:
     def list_clusters(group_id: str) -> Any:
         project_id = reach(group_id)
         offset, limit = page()
-        with_backup = flag(INCLUDE_BACKUP)
+        if flag(INCLUDE_BACKUP):
+            return _listing_with_backups(project_id, offset, limit)
         rows, total = service().list_clusters(project_id, offset=offset, limit=limit)
-        if not with_backup:
-            return views.listing([views.cluster(row) for row in rows], total)
-        return views.listing([_with_backup(project_id, row) for row in rows], total)
+        return views.listing([views.cluster(row) for row in rows], total)
 
     @bp.post("/groups/<group_id>/clusters")
     @operation(
