@@ -1,4 +1,4 @@
-"""Acceptance fixtures: one real `cloudbackup serve` (manual clock) and one installed plugin per session."""
+"""Acceptance fixtures: one real `cloudbackup serve` (manual clock); one installed plugin per Terraform."""
 
 from __future__ import annotations
 
@@ -8,10 +8,19 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from python_terraform import IsFlagged, Terraform
-from tfkit import PROVIDER_BLOCK, Shim, Workspace, console_script, terraform_binary
+from tfkit import (
+    PROVIDER_BLOCK,
+    Release,
+    Shim,
+    Workspace,
+    console_script,
+    current_terraform,
+    pinned_terraform,
+)
 
 from provider import install, zygote
 
@@ -58,10 +67,67 @@ def shim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shim]:
         process.kill()
 
 
+# Every Terraform test runs under the oldest release we support and under the machine's current one.
+RELEASES: list[Release] = [pinned_terraform(), current_terraform()]
+# Outcomes per release id, for the summary: what ran under which Terraform.
+OUTCOMES: dict[str, dict[str, int]] = {}
+RELEASE_OF: dict[str, str] = {}
+
+
+def _param(release: Release) -> Any:
+    marks = (
+        [pytest.mark.skip(reason=f"Terraform {release.label}: {release.missing}")] if release.missing else []
+    )
+    return pytest.param(release, id=release.id, marks=marks)
+
+
+@pytest.fixture(scope="session", params=[_param(r) for r in RELEASES])
+def terraform(request: pytest.FixtureRequest) -> Release:
+    """The Terraform release this test runs under (parametrized: tf1.0.3 and the current one)."""
+    return request.param
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "terraform" in callspec.params:
+            RELEASE_OF[item.nodeid] = callspec.params["terraform"].id
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    release_id = RELEASE_OF.get(report.nodeid)
+    if release_id is not None and (report.when == "call" or report.skipped or report.failed):
+        counts = OUTCOMES.setdefault(release_id, {})
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not OUTCOMES:
+        return
+    terminalreporter.section("Terraform releases covered")
+    for release in RELEASES:
+        counts = OUTCOMES.get(release.id, {})
+        tally = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no tests run"
+        if release.missing:
+            terminalreporter.write_line(
+                f"NOT COVERED: Terraform {release.label}: {release.missing} ({tally})", red=True, bold=True
+            )
+        elif counts.get("passed"):
+            terminalreporter.write_line(
+                f"Terraform {release.version} ({release.binary}): {tally}", green=True
+            )
+        else:
+            terminalreporter.write_line(
+                f"NOT COVERED: Terraform {release.version}: {tally}", yellow=True, bold=True
+            )
+
+
 @pytest.fixture(scope="session")
-def terraform_home(shim: Shim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def terraform_home(
+    terraform: Release, shim: Shim, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
     """A fresh HOME with the plugin in Terraform's implied mirror, and one `terraform init`'d template."""
-    home = tmp_path_factory.mktemp("home")
+    home = tmp_path_factory.mktemp(f"home-{terraform.id}")
     patch = pytest.MonkeyPatch()
     patch.setenv("HOME", str(home))
     patch.delenv("TF_CLI_CONFIG_FILE", raising=False)
@@ -76,7 +142,7 @@ def terraform_home(shim: Shim, tmp_path_factory: pytest.TempPathFactory) -> Iter
     template = home / "template"
     template.mkdir()
     (template / "main.tf").write_text(PROVIDER_BLOCK)
-    rc, out, err = Terraform(working_dir=str(template), terraform_bin_path=terraform_binary()).init(
+    rc, out, err = Terraform(working_dir=str(template), terraform_bin_path=terraform.binary).init(
         no_color=IsFlagged, input=False
     )
     assert rc == 0, out + err
@@ -86,8 +152,8 @@ def terraform_home(shim: Shim, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture
-def workspace(terraform_home: Path, tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path, terraform_home)
+def workspace(terraform: Release, terraform_home: Path, tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path, terraform_home, terraform)
 
 
 @pytest.fixture

