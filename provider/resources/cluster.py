@@ -14,6 +14,11 @@ from provider.validation import block_elements
 from shim import rules
 
 READY = "IDLE"
+# What the cluster's backup was when Terraform last created, changed or imported it. The
+# cloudbackup_cluster_backup resource is what enables backup, so a refresh keeps these as they were:
+# reading them live would report the configuration's own work as a change made outside Terraform.
+WRITTEN_ONLY = ("backup_enabled", "backup_method")
+ARGUMENTS = ("provider_name", "instance_size", "cluster_type", "disk_size_gb")
 
 
 def regions_body(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,10 +100,12 @@ class Cluster(Resource):
             planned["preferred_region"] = rules.preferred_region(specs) if specs else Unknown
         else:
             planned["preferred_region"] = Unknown
-        if prior is None:
-            planned["state"] = Unknown
-            planned["backup_enabled"] = Unknown
-            planned["backup_method"] = Unknown
+        if prior is None or self._changes(prior, planned):
+            if prior is None:
+                planned["state"] = Unknown
+            # An update answers with the live backup setting.
+            for attribute in WRITTEN_ONLY:
+                planned[attribute] = Unknown
         self.plugin.run.record_cluster(
             PlannedCluster(
                 project_id,
@@ -108,7 +115,29 @@ class Cluster(Resource):
                 planned.get("cluster_type"),
             )
         )
-        check_cluster_change(diags, prior, planned)
+        check_cluster_change(diags, self._live_backup(prior, planned), planned)
+
+    @staticmethod
+    def _changes(prior: State, planned: State) -> bool:
+        if any(planned.get(n) != prior.get(n) for n in ARGUMENTS):
+            return True
+        regions = planned.get("region")
+        if not known(regions) or not all(known(r) and known(*r.values()) for r in regions):
+            return True
+        return regions_body(prior.get("region") or []) != regions_body(regions)
+
+    def _live_backup(self, prior: State | None, planned: State) -> State | None:
+        """The prior state with the backup the API holds now: R11 is about the live setting."""
+        if prior is None or not self._changes(prior, planned) or self.plugin.client is None:
+            return prior
+        try:
+            data = self.plugin.client.cluster(prior["project_id"], prior["name"])
+        except ApiError:
+            return prior
+        if data is None:
+            return prior
+        live = self._state(prior["project_id"], data)
+        return {**prior, **{attribute: live[attribute] for attribute in WRITTEN_ONLY}}
 
     # CRUD
 
@@ -152,7 +181,11 @@ class Cluster(Resource):
             # Its snapshots are what Terraform reads next, as a rule (its backup came with the cluster list).
             name = current["name"]
             client.prefetch(lambda: client.snapshots(project_id, name))
-        return self._state(project_id, data)
+        state = self._state(project_id, data)
+        if current.get("backup_enabled") is not None:
+            for attribute in WRITTEN_ONLY:
+                state[attribute] = current.get(attribute)
+        return state
 
     def update(self, diags: Diagnostics, prior: State, planned: State) -> State | None:
         project_id, name = planned["project_id"], planned["name"]

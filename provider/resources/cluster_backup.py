@@ -14,6 +14,13 @@ from provider.resource import Resource, State, split_import_id
 DONE = ("completed", "failed")
 
 
+def scheduled_ids(snapshots: list[dict[str, Any]]) -> list[str]:
+    """The retained scheduled snapshots, newest first: on-demand ones are their own resources."""
+    return [
+        s["id"] for s in snapshots if s.get("snapshotType") == "scheduled" and s.get("status") == "completed"
+    ]
+
+
 class ClusterBackup(Resource):
     type_name = "cloudbackup_cluster_backup"
     lifecycle = (
@@ -27,7 +34,9 @@ class ClusterBackup(Resource):
     def _path(self, project_id: str, cluster_name: str) -> str:
         return f"/groups/{seg(project_id)}/clusters/{seg(cluster_name)}/backup"
 
-    def _state(self, project_id: str, cluster_name: str, data: dict[str, Any]) -> State:
+    def _state(
+        self, project_id: str, cluster_name: str, data: dict[str, Any], snapshots: list[dict[str, Any]]
+    ) -> State:
         return self.state(
             id=f"{project_id}/{cluster_name}",
             project_id=project_id,
@@ -38,7 +47,7 @@ class ClusterBackup(Resource):
             next_snapshot_at=data.get("nextSnapshotAt"),
             interval_hours=data.get("intervalHours"),
             retention_count=data.get("retentionCount"),
-            snapshot_ids=list(data.get("snapshotIds") or []),
+            snapshot_ids=scheduled_ids(snapshots),
         )
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
@@ -81,11 +90,12 @@ class ClusterBackup(Resource):
         project_id, cluster_name = planned["project_id"], planned["cluster_name"]
         deadline = self.deadline(planned)
         data = self.client.put(self._path(project_id, cluster_name), {"method": planned["method"]})
+        snapshots: list[dict[str, Any]] = []
         if data.get("executed", True) and data.get("snapshotIds") is not None:
             # The first snapshot is taken at once: wait until it is stored (or failed), however long it takes.
             def first_snapshot() -> dict[str, Any] | None:
                 current = self._get(project_id, cluster_name) or {}
-                snapshots = self.client.get(f"{self._path(project_id, cluster_name)}/snapshots").get(
+                snapshots[:] = self.client.get(f"{self._path(project_id, cluster_name)}/snapshots").get(
                     "results", []
                 )
                 if snapshots and snapshots[0].get("status") in DONE:
@@ -101,12 +111,15 @@ class ClusterBackup(Resource):
                 return None
 
             data = wait_for(first_snapshot, deadline=deadline, first=0.02)
-        return self._state(project_id, cluster_name, data)
+        return self._state(project_id, cluster_name, data, snapshots)
 
     def read(self, diags: Diagnostics, current: State) -> State | None:
-        data = self.client.backup(current["project_id"], current["cluster_name"])
-        enabled = data is not None and data.get("enabled", True) and data.get("method")
-        return self._state(current["project_id"], current["cluster_name"], data) if enabled else None
+        project_id, cluster_name = current["project_id"], current["cluster_name"]
+        data = self.client.backup(project_id, cluster_name)
+        if data is None or not (data.get("enabled", True) and data.get("method")):
+            return None
+        snapshots = self.client.snapshots(project_id, cluster_name) if data.get("snapshotIds") else []
+        return self._state(project_id, cluster_name, data, snapshots)
 
     def delete(self, diags: Diagnostics, current: State) -> None:
         try:

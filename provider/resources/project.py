@@ -34,7 +34,12 @@ class Project(Resource):
         try:
             data = client.project(current["id"])
             client.prefetch(lambda: client.clusters(current["id"]))
-            return self._state(data)
+            state = self._state(data)
+            if "backup_method" in current:
+                # The method a backup of this configuration locks the project to is that resource's work,
+                # not a change outside Terraform: keep it as of creation or import.
+                state["backup_method"] = current["backup_method"]
+            return state
         except ApiError as error:
             if error.not_found:
                 return None

@@ -112,6 +112,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(
                 f"NOT COVERED: Terraform {release.label}: {release.missing} ({tally})", red=True, bold=True
             )
+        elif counts.get("failed"):
+            terminalreporter.write_line(f"Terraform {release.version}: {tally}", red=True, bold=True)
         elif counts.get("passed"):
             terminalreporter.write_line(
                 f"Terraform {release.version} ({release.binary}): {tally}", green=True

@@ -18,13 +18,16 @@ def cluster(
     disk: int | None = None,
     regions: tuple[tuple[str, int | None], ...] = (("eastus2", 7), ("westus2", 6)),
     nodes: int | None = 1,
+    size_expression: str | None = None,
 ) -> str:
+    """A cluster; `size_expression` is an HCL expression for the tier instead of the literal `size`."""
+    tier = size_expression or f'"{size}"'
     lines = [
         f'resource "cloudbackup_cluster" "{label}" {{',
         f"  project_id    = {project}",
         f'  name          = "{name}"',
         f'  provider_name = "{provider}"',
-        f'  instance_size = "{size}"',
+        f"  instance_size = {tier}",
     ]
     if cluster_type:
         lines.append(f'  cluster_type  = "{cluster_type}"')
