@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -63,7 +64,11 @@ def test_import_blocks_generate_a_configuration_that_applies_and_then_plans_no_c
     out = workspace.assert_no_changes()
     assert "Objects have changed outside of Terraform" not in out
 
-    # The generated configuration now manages them: destroying it removes what was adopted.
-    workspace.destroy()
+    # Wired together as a user would (so that the project is destroyed last), it still plans no change.
     project_id = ids["cloudbackup_project.p"]
+    wired = re.sub(rf'(\n\s*project_id\s*=\s*)"{project_id}"', r"\1cloudbackup_project.p.id", text)
+    assert wired.count("cloudbackup_project.p.id") == len(ids) - 1
+    generated.write_text(wired)
+    workspace.assert_no_changes()
+    workspace.destroy()
     assert shim.request("GET", f"/groups/{project_id}").status_code == 404
