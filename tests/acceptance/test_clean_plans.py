@@ -72,4 +72,25 @@ def test_a_plan_right_after_an_apply_with_an_on_demand_snapshot_is_empty_and_not
     assert len(ids) == 2 and ids[1] == backup["snapshot_ids"][0] and on_demand not in ids
     out = workspace.assert_no_changes()
     assert DRIFT_NOTE not in out, out
+
+    # The cluster's backup attributes are as Terraform last wrote the cluster: created before its backup,
+    # then read afresh by the next change of the cluster itself.
+    assert workspace.state()["cloudbackup_cluster.c"]["backup_enabled"] is False
+    workspace.write(
+        hcl.project(f"clean-{unique}")
+        + hcl.cluster("tidy", size="M20")
+        + hcl.backup()
+        + hcl.snapshot("before the release")
+    )
+    rc, out, err = workspace.plan()
+    assert rc == 2 and "1 to change" in out and DRIFT_NOTE not in out, out + err
+    workspace.apply()
+    cluster = workspace.state()["cloudbackup_cluster.c"]
+    assert (cluster["instance_size"], cluster["backup_enabled"], cluster["backup_method"]) == (
+        "M20",
+        True,
+        "CLOUD_PROVIDER_SNAPSHOTS",
+    )
+    out = workspace.assert_no_changes()
+    assert DRIFT_NOTE not in out, out
     workspace.destroy()
