@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import hcl
 import pytest
 from tfkit import Shim, Workspace
@@ -36,21 +38,31 @@ def test_a_description_and_a_tier_unknown_at_plan_pass_the_plan_and_the_apply(
     workspace.destroy()
 
 
+def rule_error(stderr: str) -> str:
+    """The error's summary and detail, without the source lines Terraform quotes around them."""
+    kept = [
+        line.strip()
+        for line in stderr.replace("│", "").splitlines()
+        if line.strip() and not re.match(r"\s*(with |on main\.tf|\d+:|╷|╵)", line)
+    ]
+    return " ".join(" ".join(kept).split())
+
+
 def test_a_tier_known_only_at_apply_is_refused_at_apply_with_the_rule_the_plan_would_name(
     shim: Shim, workspace: Workspace, unique: str
 ) -> None:
-    workspace.write(
-        hcl.project(f"late-m2-{unique}")
-        + hcl.cluster("shared", size_expression=known_at_apply("M2"))
-        + hcl.backup()
-    )
+    project = hcl.project(f"late-m2-{unique}")
+    workspace.write(project + hcl.cluster("shared", size="M2") + hcl.backup())
+    rc, _, at_plan = workspace.plan()
+    assert rc == 1 and "Scale cluster 'shared' to M10 or larger" in rule_error(at_plan), at_plan
+
+    workspace.write(project + hcl.cluster("shared", size_expression=known_at_apply("M2")) + hcl.backup())
     rc, out, err = workspace.plan()
     assert rc == 2 and "3 to add" in out, out + err
     result = workspace.run("apply", "-auto-approve", "-input=false")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "Cloud provider snapshots are not available for M0, M2 and M5 clusters" in " ".join(
-        result.stderr.split()
-    ), result.stderr
+    assert rule_error(result.stderr) == rule_error(at_plan), result.stderr
+    assert "cluster_name = cloudbackup_cluster.c.name" in result.stderr
     project_id = workspace.state()["cloudbackup_project.p"]["id"]
     assert shim.get(f"/groups/{project_id}/clusters/shared/backup")["enabled"] is False
     shim.call("DELETE", f"/groups/{project_id}/clusters/shared")
