@@ -223,6 +223,7 @@ class Workspace:
         rc, out, err = self.plan()
         assert rc == 0, f"expected no changes, got exit code {rc}:\n{out}\n{err}"
         assert "No changes." in out
+        assert "Objects have changed outside of Terraform" not in out, out
         return out
 
     def refresh(self) -> str:
