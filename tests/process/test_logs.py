@@ -100,6 +100,14 @@ def test_json_logs_record_every_request_and_lifecycle_change_and_never_a_secret(
     call(session, url, "PUT", f"{clusters}/rs1/backup", {"method": "CLOUD_PROVIDER_SNAPSHOTS"})
     on_demand = call(session, url, "POST", f"{clusters}/rs1/backup/snapshots", {"description": "d"})["id"]
     call(session, url, "POST", "/admin/clock", {"advanceSeconds": 4 * DAY})
+    call(session, url, "POST", clusters, cluster_body("copy"))
+    job = call(
+        session,
+        url,
+        "POST",
+        f"{clusters}/rs1/backup/restoreJobs",
+        {"snapshotId": on_demand, "targetClusterName": "copy"},
+    )["id"]
     call(session, url, "DELETE", f"{clusters}/rs1/backup/snapshots/{on_demand}")
     call(session, url, "DELETE", f"{clusters}/rs1/backup")
     assert requests.get(url + BASE + "/groups", timeout=10).status_code == 401
@@ -123,7 +131,7 @@ def test_json_logs_record_every_request_and_lifecycle_change_and_never_a_secret(
     access = [r for r in records if r["logger"] == "shim.access"]
     assert {"method", "path", "status", "durationMs", "publicKey"} <= set(access[0])
     created = [r for r in access if r["method"] == "POST" and r["path"] == BASE + clusters]
-    assert len(created) == 1 and created[0]["status"] == 201 and created[0]["publicKey"] == public_key
+    assert [(r["status"], r["publicKey"]) for r in created] == [(201, public_key)] * 2
     refused = [r for r in access if r["path"] == BASE + "/groups" and r["status"] == 401]
     assert refused and all(r["publicKey"] is None for r in refused)
 
@@ -135,6 +143,8 @@ def test_json_logs_record_every_request_and_lifecycle_change_and_never_a_secret(
     assert len(completed) == 6
     assert all(e["cluster"] == "rs1" and e["bytes"] >= 0 and e["durationSeconds"] >= 0 for e in completed)
     assert {e["type"] for e in completed} == {"scheduled", "onDemand"}
+    restores = [(e["event"], e.get("status")) for e in events if e.get("job") == job]
+    assert restores == [("restore.started", None), ("restore.finished", "completed")]
     # Five scheduled snapshots over four days: retention deleted two, disabling backup the other three.
     retained = [sid for e in events if e["event"] == "retention.deleted" for sid in e["snapshots"]]
     assert len(retained) == 2
