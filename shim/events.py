@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from shim.store import queries
 from shim.store.models import Cluster, Snapshot
 
 if TYPE_CHECKING:
@@ -89,23 +90,25 @@ def snapshots_finished(service: Service, changes: Sequence[dict[str, Any]]) -> N
     finished = [c["id"] for c in changes if c.get("status") in ("completed", "failed")]
     if not finished:
         return
+    rows: list[Any] = []
     with service.store.read() as session:
-        rows = session.execute(
-            select(
-                Snapshot.id,
-                Snapshot.status,
-                Snapshot.snapshot_type,
-                Snapshot.project_id,
-                Snapshot.region,
-                Snapshot.storage_size_bytes,
-                Snapshot.failure_reason,
-                Snapshot.created_at,
-                Snapshot.finished_at,
-                Cluster.name,
-            )
-            .join(Cluster, Cluster.id == Snapshot.cluster_id)
-            .where(Snapshot.id.in_(finished))
-        ).all()
+        for part in queries.chunks(finished):
+            rows += session.execute(
+                select(
+                    Snapshot.id,
+                    Snapshot.status,
+                    Snapshot.snapshot_type,
+                    Snapshot.project_id,
+                    Snapshot.region,
+                    Snapshot.storage_size_bytes,
+                    Snapshot.failure_reason,
+                    Snapshot.created_at,
+                    Snapshot.finished_at,
+                    Cluster.name,
+                )
+                .join(Cluster, Cluster.id == Snapshot.cluster_id)
+                .where(Snapshot.id.in_(part))
+            ).all()
     for row in rows:
         duration = (
             round((row.finished_at - row.created_at).total_seconds(), 3)
