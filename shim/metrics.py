@@ -57,6 +57,12 @@ class Metrics:
             ["kind", "error_code"],
             registry=r,
         )
+        self.findings = Counter(
+            "cloudbackup_reconcile_findings",
+            "What reconciliation found and repaired, by finding.",
+            ["finding"],
+            registry=r,
+        )
         self.requests = Counter(
             "cloudbackup_http_requests",
             "HTTP requests by method, route and status.",
@@ -83,6 +89,8 @@ class Metrics:
         elif event.name == events.SNAPSHOT_FAILED:
             self.snapshots_finished.labels("failed").inc()
             self.failures.labels("snapshot", fields.get("errorCode", "UNKNOWN")).inc()
+        elif event.name == events.RECONCILE_FINDING:
+            self.findings.labels(fields.get("finding", "unknown")).inc()
         elif event.name == events.RESTORE_FINISHED and fields.get("status") == "failed":
             self.failures.labels("restore", events.error_code(fields.get("reason")) or "UNKNOWN").inc()
 
