@@ -6,7 +6,8 @@ import logging
 
 from flask import Flask
 
-from shim.api import register
+from shim import logs, metrics
+from shim.api import page, register
 from shim.api.common import Runtime
 from shim.auth import DigestAuth, load_nonce_key
 from shim.clock import Clock, ManualClock, RealClock
@@ -43,7 +44,10 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask("shim")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     install_error_handlers(app)
+    logs.install_access_log(app)
+    metrics.install(app, service)
     register(app, manual_clock=clock.manual)
+    app.register_blueprint(page.blueprint())
     runtime = Runtime(config, service, auth)
     app.extensions["cloudbackup"] = runtime
     if config.reconcile:

@@ -10,7 +10,9 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from shim import logs
 from shim.config import Config
 from shim.drivers import DRIVERS
 
@@ -63,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     # for the GIL (benchmarks/api_throughput.py measured ~8% more requests/s, and less CPU per request, with
     # four), and four still leave requests answered while a long one (a snapshot, a restore) runs.
     serve.add_argument("--threads", type=int, default=4, help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log lines (default text)"
+    )
+    serve.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        type=_listen_address,
+        help="also serve GET /metrics without a key on this address (host default 127.0.0.1)",
+    )
 
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
@@ -87,9 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = os.environ.get("CLOUDBACKUP_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup(getattr(args, "log_format", "text"), level)
     if level != "DEBUG":
         # azure-core logs every request and answer at INFO, and azure-identity warns of each credential it
         # tried, over many lines; the driver reports what matters itself (a refused credential at start).
@@ -134,6 +143,7 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     app = None
+    listener = None
     try:
         try:
             app = create_app(config)
@@ -143,6 +153,10 @@ def serve(args: argparse.Namespace) -> int:
             return 2
         server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="cloudbackup")
         port = server.effective_port  # type: ignore[union-attr]
+        if args.metrics_listen:
+            listener = start_metrics_listener(app, *args.metrics_listen)
+            if listener is None:
+                return 1
         print(f"listening on http://{args.host}:{port}", flush=True)
         server.run()
     except SystemExit:
@@ -150,11 +164,37 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if listener is not None:
+            listener.close()
         if app is not None:
             log.info("stopping: finishing the scheduler's work")
             shutdown(app)
             log.info("stopped")
     return 0
+
+
+def _listen_address(value: str) -> tuple[str, int]:
+    from shim.metrics import parse_listen
+
+    try:
+        return parse_listen(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def start_metrics_listener(app: Any, host: str, port: int) -> Any:
+    """The keyless /metrics listener of --metrics-listen; None (said in one line) if it cannot bind."""
+    from shim import metrics
+
+    try:
+        listener = metrics.Listener(app.extensions[metrics.EXTENSION], host, port)
+    except OSError as error:
+        print(
+            f"cloudbackup: cannot serve metrics on {host}:{port}: {error.strerror or error}", file=sys.stderr
+        )
+        return None
+    print(f"metrics on {listener.url}", flush=True)
+    return listener
 
 
 def keys_create(args: argparse.Namespace) -> int:

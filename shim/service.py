@@ -34,7 +34,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shim import rules
+from shim import events, rules
 from shim.clock import Clock, ManualClock, format_time, parse_time, utc
 from shim.drivers.base import Driver, DriverError, OperationStatus, StoredSnapshot, VolumeSpec
 from shim.errors import (
@@ -437,6 +437,9 @@ class Service:
             created_at=created_at,
         )
         session.add(snapshot)
+        events.emit(
+            self, events.SNAPSHOT_QUEUED, snapshot=snapshot.id, cluster=cluster.name, type=snapshot_type
+        )
         return SnapshotJob(
             snapshot.id, cluster.id, cluster.project_id, cluster.name, snapshot_type, region, source
         )
@@ -614,6 +617,7 @@ class Service:
                 cluster.backup_method = method
                 if method == rules.CLOUD_PROVIDER_SNAPSHOTS:
                     job = self._start_schedule(session, cluster)
+            events.emit(self, events.BACKUP_ENABLED, project=project_id, cluster=name, method=method)
             if job is not None:
                 self._run_snapshots([job])
         return self.get_backup(project_id, name), True
@@ -632,6 +636,8 @@ class Service:
             cluster = self._cluster(session, project_id, name, for_change=True)
             was = cluster.backup_method
             self._stop_schedule(cluster)
+        if was is not None:
+            events.emit(self, events.BACKUP_DISABLED, project=project_id, cluster=name, method=was)
         # Outside the lock: a snapshot still running in the cloud is awaited without blocking others.
         self._purge_snapshots(cluster.id)
         return was is not None
@@ -648,7 +654,9 @@ class Service:
                     with self.store.read() as session:
                         rows = queries.snapshots_of(session, cluster_id)
                 done = [s for s in rows if s.status != "inProgress"]
-                self._delete_snapshots(done)
+                gone = self._delete_snapshots(done)
+                if gone:
+                    events.emit(self, events.SNAPSHOT_DELETED, snapshots=gone, why="backup disabled")
                 if len(done) == len(rows):
                     return
             time.sleep(self.poll_interval)
@@ -738,6 +746,7 @@ class Service:
                     f"Snapshot {snapshot_id} is {row.status}; delete it once it finished.",
                 )
             self._delete_snapshots([row])
+            events.emit(self, events.SNAPSHOT_DELETED, snapshots=[snapshot_id], why="deleted by request")
 
     # --- running snapshots -----------------------------------------------------------------------------
 
@@ -801,6 +810,9 @@ class Service:
         with self.store.write() as session:
             queries.update_snapshots(session, changes)
             queries.delete_snapshot_rows(session, gone)
+        events.snapshots_finished(self, changes)
+        if gone:
+            events.emit(self, events.RETENTION_DELETED, snapshots=gone)
         if failed_to_start:
             log.warning("%d snapshot(s) failed to start", failed_to_start)
         if not retention:
@@ -834,6 +846,7 @@ class Service:
                 TAG_TYPE: job.snapshot_type,
             },
         )
+        events.emit(self, events.SNAPSHOT_STARTED, snapshot=job.snapshot_id, cluster=job.cluster_name)
         if self.snapshot_delay and self.snapshot_delay[0] == "after":
             time.sleep(self.snapshot_delay[1])
         return token
@@ -878,6 +891,7 @@ class Service:
         if changes:
             with self.store.write() as session:
                 queries.update_snapshots(session, changes)
+            events.snapshots_finished(self, changes)
         if retention:
             self._apply_retention(sorted(retention))
         return running
@@ -924,7 +938,7 @@ class Service:
     def _delete_expired(self, expired: Sequence[Snapshot]) -> None:
         if expired:
             try:
-                self._delete_snapshots(expired)
+                events.emit(self, events.RETENTION_DELETED, snapshots=self._delete_snapshots(expired))
             except ApiError as error:
                 log.warning("retention: %s", error.detail)
 
@@ -1058,6 +1072,9 @@ class Service:
             session.execute(
                 update(RestoreJob).where(RestoreJob.id == job_id).values(operations=ops, status="inProgress")
             )
+        events.emit(
+            self, events.RESTORE_STARTED, job=job_id, snapshot=job.snapshot_id, target=job.target_cluster_name
+        )
         if failure and not any(op["state"] == "inProgress" for op in ops):
             self._finish_restore(job_id, ops, failure)
             return
@@ -1118,6 +1135,10 @@ class Service:
                 target = session.get(Cluster, job.target_cluster_id)
                 if target is not None and target.state == "RESTORING":
                     target.state = "IDLE"
+            took = (job.finished_at - job.created_at).total_seconds()
+        events.emit(
+            self, events.RESTORE_FINISHED, job=job_id, status=job.status, durationSeconds=took, reason=failure
+        )
         if failure:
             log.warning("restore job %s failed: %s", job_id, failure)
 
@@ -1258,6 +1279,7 @@ class Service:
             if walk and latest is not None and isinstance(self.clock, ManualClock):
                 self.clock.set(latest)
                 self._save_clock(session)
+        events.emit_queued(self, jobs)
         return jobs
 
     def _poll_running(self) -> int:
@@ -1307,6 +1329,7 @@ class Service:
                 restores = queries.restore_jobs_in_status(session, ["queued", "inProgress"])
             for job in restores:
                 log.info("reconcile: resuming restore job %s (%s)", job.id, job.status)
+                events.emit(self, events.RECONCILE_FINDING, finding="restore resumed", job=job.id)
                 if job.status == "queued":
                     self._run_restore(job.id)
                 else:
@@ -1371,6 +1394,9 @@ class Service:
             if item.snapshot_id is None and item.handle in handles:
                 continue
             why = "no record" if row is None else f"its record is {row.status}"
+            events.emit(
+                self, events.RECONCILE_FINDING, finding="stray stored snapshot", handle=item.handle, why=why
+            )
             log.warning("reconcile: deleting stored snapshot %s (%s): %s", item.handle, item.snapshot_id, why)
             try:
                 self.driver.delete_snapshot(item.handle)
@@ -1400,6 +1426,7 @@ class Service:
         now = self.now()
         with self.store.write() as session:
             for row in vanished:
+                events.emit(self, events.RECONCILE_FINDING, finding="snapshot vanished", snapshot=row.id)
                 log.warning(
                     "reconcile: snapshot %s of cluster %s is no longer in storage (%s): marked failed",
                     row.id,
@@ -1439,6 +1466,9 @@ class Service:
                 if cluster is None or not s.volume_handle:
                     continue
                 log.info("reconcile: restarting queued snapshot %s", s.id)
+                events.emit(
+                    self, events.RECONCILE_FINDING, finding="queued snapshot restarted", snapshot=s.id
+                )
                 jobs.append(
                     SnapshotJob(
                         s.id,

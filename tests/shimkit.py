@@ -69,7 +69,7 @@ class ApiClient:
 
     @staticmethod
     def url(path: str) -> str:
-        return path if path.startswith(("/api/", "/healthz")) else BASE + path
+        return path if path.startswith(("/api/", "/healthz", "/metrics")) or path == "/" else BASE + path
 
     def request(self, method: str, path: str, json_body: Any = None, **kwargs: Any) -> TestResponse:
         url = self.url(path)
