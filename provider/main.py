@@ -47,22 +47,11 @@ def _handlers() -> _Handlers:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "--zygote" in argv:
-        from provider import zygote
-
-        zygote.serve_forever(zygote.socket_path())
-        return 0
     from provider import server
 
     if not server.launched_by_terraform():
         sys.stderr.write(server.NOT_A_PLUGIN)
         return 1
-    from provider import zygote
-
-    if zygote.enabled():
-        code = zygote.connect()
-        if code is not None:
-            os._exit(code)
     import _signal
 
     # Served in this process: a terminate leaves no socket behind; interrupts are Terraform's to handle.

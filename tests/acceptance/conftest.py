@@ -13,7 +13,7 @@ import pytest
 from python_terraform import IsFlagged, Terraform
 from tfkit import PROVIDER_BLOCK, Shim, Workspace, console_script, terraform_binary
 
-from provider import install, zygote
+from provider import install
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +81,6 @@ def terraform_home(shim: Shim, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     assert rc == 0, out + err
     yield template
-    zygote.stop()
     patch.undo()
 
 
