@@ -61,11 +61,7 @@ def path() -> str:
 
 
 def response() -> bytes:
-    """The serialized GetProviderSchema response: from memory when the provider is loaded, else from disk."""
-    if "provider.service" in sys.modules:
-        from provider import schema
-
-        return schema.provider_schema_response()
+    """The serialized GetProviderSchema response: from disk, else built (and kept) once."""
     target = path()
     try:
         with open(target, "rb") as cached:
