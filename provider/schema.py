@@ -281,6 +281,13 @@ def to_pb(schema: TypeSchema):
     ).to_pb()
 
 
+def server_capabilities() -> Any:
+    """What current Terraform may rely on: null-planned destroys, a schema cached from an earlier start."""
+    from tf.gen import tfplugin_pb2 as pb
+
+    return pb.ServerCapabilities(plan_destroy=True, get_provider_schema_optional=True)
+
+
 @cache
 def provider_schema_response() -> bytes:
     """The serialized GetProviderSchema response: built once per process, it never changes."""
@@ -291,7 +298,7 @@ def provider_schema_response() -> bytes:
         provider=to_pb(schemas.provider),
         resource_schemas={name: to_pb(s) for name, s in schemas.resources.items()},
         data_source_schemas={name: to_pb(s) for name, s in schemas.data_sources.items()},
-        server_capabilities=pb.ServerCapabilities(plan_destroy=False),
+        server_capabilities=server_capabilities(),
     ).SerializeToString()
 
 

@@ -4,7 +4,7 @@ Terraform's first plugin start of a run asks for the schema and nothing else; a 
 response here answers it without importing the protocol stubs, the provider or jsonschema. The name
 hashes the content of every input (the schema documents, the generator, the tf package's schema code),
 so an edit to any of them is a different file, built afresh on first use. `cloudbackup provider install`
-builds it; a warm zygote child has the response in memory already.
+builds it.
 """
 
 from __future__ import annotations
@@ -61,11 +61,7 @@ def path() -> str:
 
 
 def response() -> bytes:
-    """The serialized GetProviderSchema response: from memory when the provider is loaded, else from disk."""
-    if "provider.service" in sys.modules:
-        from provider import schema
-
-        return schema.provider_schema_response()
+    """The serialized GetProviderSchema response: from disk, else built (and kept) once."""
     target = path()
     try:
         with open(target, "rb") as cached:

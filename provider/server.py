@@ -22,12 +22,26 @@ if TYPE_CHECKING:
 
         def get(self, path: str, /) -> Handler | None: ...
 
+
 MAGIC_COOKIE_KEY = "TF_PLUGIN_MAGIC_COOKIE"
 MAGIC_COOKIE_VALUE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
 CORE_PROTOCOL = 1
 APP_PROTOCOL = 6
 
 SHUTDOWN = "/plugin.GRPCController/Shutdown"
+# Calls that only compute (no request to the shim): answered on the I/O thread, in order, without the
+# worker hand-over, which costs more than they do. Terraform sends hundreds of them in a large plan.
+INLINE = frozenset(
+    "/tfplugin6.Provider/" + name
+    for name in (
+        "GetProviderSchema",
+        "GetMetadata",
+        "ValidateResourceConfig",
+        "ValidateDataResourceConfig",
+        "UpgradeResourceState",
+        "GetFunctions",
+    )
+)
 STDIO = "/plugin.GRPCStdio/StreamStdio"
 UNIMPLEMENTED = 12
 INTERNAL = 13
@@ -110,10 +124,14 @@ def serve(
     sock, path = listen()
     listening = path
     try:
-        out.write(handshake_line(path, der_b64))
-        out.flush()
+        try:
+            out.write(handshake_line(path, der_b64))
+            out.flush()
+        except OSError:  # Terraform went away before reading the handshake: nothing to serve
+            return
         context = _tls_context(pem_path) if secure else None
         handlers = load_handlers()
+        _warm_up(sock, handlers)
         stopped = threading.Event()
         if orphaned is not None:
             sock.settimeout(WATCH_SECONDS)
@@ -138,6 +156,65 @@ def serve(
         with contextlib.suppress(OSError):
             os.unlink(path)
         listening = None
+
+
+class _DebugLog:
+    """One JSON line per call on stderr, in hclog's format, which go-plugin relays to Terraform's log.
+
+    It says which method was served, its gRPC status and how long it took: never a request's content,
+    so no configuration value, key or header reaches the log.
+    """
+
+    def __init__(self) -> None:
+        import json
+        import time
+
+        self.now = time.perf_counter
+        self._dumps = json.dumps
+
+    def served(self, path: str, status: int, started: float | None) -> None:
+        import datetime
+
+        method = path.rsplit("/", 1)[-1]
+        entry: dict[str, object] = {
+            "@level": "debug",
+            "@message": f"served {method}" if status == 0 else f"answered {method} with gRPC status {status}",
+            "@module": "cloudbackup",
+            "@timestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "tf_rpc": method,
+            "grpc_status": status,
+        }
+        if started is not None:
+            entry["duration_ms"] = round((self.now() - started) * 1000, 3)
+        # One write of a whole line: lines from concurrent calls never interleave (a pipe writes up to
+        # PIPE_BUF bytes at once).
+        import contextlib
+
+        with contextlib.suppress(OSError):  # Terraform closed our stderr: the line has no reader
+            os.write(2, (self._dumps(entry) + "\n").encode())
+
+
+def debug_log() -> _DebugLog | None:
+    """The call log when Terraform's provider log level (TF_LOG_PROVIDER, else TF_LOG) shows debug lines."""
+    level = (os.environ.get("TF_LOG_PROVIDER") or os.environ.get("TF_LOG") or "").strip().upper()
+    # As Terraform reads it: JSON and any value it does not know mean TRACE.
+    if level in ("", "OFF", "ERROR", "WARN", "INFO"):
+        return None
+    return _DebugLog()
+
+
+def _warm_up(sock, handlers: HandlerTable) -> None:
+    """Run the table's warm-up steps until Terraform's connection is waiting (it is then served first)."""
+    import contextlib
+    import select
+
+    if os.environ.get("CLOUDBACKUP_PLUGIN_WARM_UP") == "0":
+        return
+    for step in getattr(handlers, "warm_steps", list)():
+        if select.select([sock], [], [], 0)[0]:
+            return
+        with contextlib.suppress(Exception):  # a failed import is reported by the call that needs it
+            step()
 
 
 def _tls_context(pem_path: str):
@@ -219,14 +296,18 @@ class _Connection:
         self.lock = threading.Lock()
         self.wake_r, self.wake_w = os.pipe()
         self.shutting_down = False
+        # Set, under the lock, when the connection is over: a call finishing later posts nothing, since
+        # the wake-up pipe is closed (and its descriptor number may already belong to another file).
+        self.closed = False
+        self.log = debug_log()
 
     def run(self) -> None:
         import contextlib
         import select
 
         self.sock.setblocking(False)
-        self._flush()
         try:
+            self._flush()
             while True:
                 if not getattr(self.sock, "pending", lambda: 0)():
                     readable, _, _ = select.select([self.sock, self.wake_r], [], [])
@@ -261,9 +342,11 @@ class _Connection:
         except OSError:
             return
         finally:
+            with self.lock:
+                self.closed = True
+                os.close(self.wake_r)
+                os.close(self.wake_w)
             self.workers.close()
-            os.close(self.wake_r)
-            os.close(self.wake_w)
             with contextlib.suppress(OSError):
                 self.sock.close()
 
@@ -274,31 +357,61 @@ class _Connection:
             return
         handler = self.handlers.get(path)
         if handler is None:
+            # Terraform takes UNIMPLEMENTED as "not offered" and falls back (GetMetadata, functions...).
+            if self.log:
+                self.log.served(path, UNIMPLEMENTED, None)
             self.http2.respond_status(stream_id, UNIMPLEMENTED, f"method {path} is not implemented")
             return
+        if path in INLINE:
+            self._call_inline(stream_id, path, handler, body)
+            return
         self.workers.submit(self._call, stream_id, path, handler, body)
+
+    def _call_inline(self, stream_id: int, path: str, handler: Handler, body: bytes) -> None:
+        """Run a call that never waits on the network here, on the I/O thread: no hand-over, no wake-up."""
+        message = body[5 : 5 + int.from_bytes(body[1:5], "big")] if len(body) >= 5 else b""
+        started = self.log and self.log.now()
+        try:
+            response = handler(message)
+        except Exception as exc:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            if self.log:
+                self.log.served(path, INTERNAL, started)
+            self.http2.respond_status(stream_id, INTERNAL, f"{type(exc).__name__}: {exc}")
+            return
+        if self.log:
+            self.log.served(path, 0, started)
+        self.http2.respond(stream_id, response)
 
     def _call(self, stream_id: int, path: str, handler: Handler, body: bytes) -> None:
         # gRPC frames each message with a compressed flag and a 4-byte length; unary calls carry one.
         message = body[5 : 5 + int.from_bytes(body[1:5], "big")] if len(body) >= 5 else b""
+        started = self.log and self.log.now()
         try:
             response = handler(message)
         except Exception as exc:  # a bug in a handler must answer the call, not hang Terraform
             import traceback
 
             traceback.print_exc(file=sys.stderr)
+            if self.log:
+                self.log.served(path, INTERNAL, started)
             self._post(stream_id, INTERNAL, f"{type(exc).__name__}: {exc}", None)
             return
-        self._post(stream_id, 0, "", response)
-        if path == SHUTDOWN:
-            with self.lock:
-                self.shutting_down = True
-            os.write(self.wake_w, b"x")
+        if self.log:
+            self.log.served(path, 0, started)
+        self._post(stream_id, 0, "", response, shutdown=path == SHUTDOWN)
 
-    def _post(self, stream_id: int, status: int, message: str, response: bytes | None) -> None:
+    def _post(
+        self, stream_id: int, status: int, message: str, response: bytes | None, shutdown: bool = False
+    ) -> None:
         with self.lock:
+            if self.closed:
+                return
             self.outbox.append((stream_id, status, message, response))
-        os.write(self.wake_w, b"x")
+            self.shutting_down = self.shutting_down or shutdown
+            os.write(self.wake_w, b"x")
 
     def _drain_outbox(self) -> None:
         with self.lock:

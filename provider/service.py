@@ -88,7 +88,7 @@ class ProviderService:
     def get_metadata(self, request: Any) -> Any:
         schemas = schema_module.load()
         return pb.GetMetadata.Response(
-            server_capabilities=pb.ServerCapabilities(plan_destroy=False),
+            server_capabilities=schema_module.server_capabilities(),
             resources=[pb.GetMetadata.ResourceMetadata(type_name=n) for n in schemas.resources],
             data_sources=[pb.GetMetadata.DataSourceMetadata(type_name=n) for n in schemas.data_sources],
         )
@@ -174,7 +174,7 @@ class ProviderService:
         config = _decode(request.config)
         proposed = _decode(request.proposed_new_state)
         if proposed is None:
-            # A destroy: nothing to plan (Terraform 1.3+ asks when a provider offers plan_destroy; we do not).
+            # A destroy (Terraform 1.3+ asks, since we offer plan_destroy): the planned state is null.
             return pb.PlanResourceChange.Response(planned_state=_encode(None), diagnostics=diags.to_pb())
         result = _guard(
             diags,

@@ -22,7 +22,7 @@ from tfkit import (
     pinned_terraform,
 )
 
-from provider import install, zygote
+from provider import install
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +149,6 @@ def terraform_home(
     )
     assert rc == 0, out + err
     yield template
-    zygote.stop()
     patch.undo()
 
 
