@@ -8,7 +8,7 @@ from typing import Any
 
 from tf.utils import Diagnostics
 
-from provider.client import ApiError, Unreachable
+from provider.client import ApiError, KeyScopeError, Unreachable
 from shim.rules import Refusal
 
 Path = list[Any]
@@ -85,12 +85,24 @@ def add_unreachable(diags: Diagnostics, error: Unreachable, action: str) -> None
     )
 
 
+def add_key_scope(diags: Diagnostics, error: KeyScopeError, action: str) -> None:
+    diags.add_error(
+        "The API key cannot reach this project",
+        f"{action}: public_key {error.public_key} is a key of project {error.key_project} alone, and this "
+        f"resource is in project {error.project_id}. Set public_key and private_key (or "
+        f"CLOUDBACKUP_PUBLIC_KEY and CLOUDBACKUP_PRIVATE_KEY) to a key of project {error.project_id} or "
+        f"to an organization key (`cloudbackup keys create`). Nothing was removed from the state.",
+    )
+
+
 def add_exception(
     diags: Diagnostics, exc: BaseException, action: str, fields: Mapping[str, Path] | None = None
 ) -> None:
     """Any failure inside a call, as one diagnostic: API errors as such, bugs with their traceback."""
     if isinstance(exc, ApiError):
         add_api_error(diags, exc, action, fields)
+    elif isinstance(exc, KeyScopeError):
+        add_key_scope(diags, exc, action)
     elif isinstance(exc, Unreachable):
         add_unreachable(diags, exc, action)
     elif isinstance(exc, TimeoutError):

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from provider import zygote
 
+    # Which Terraform started us, for a process served elsewhere (provider.destroy_run reads it).
+    os.environ["CLOUDBACKUP_TERRAFORM_PID"] = str(os.getppid())
     if zygote.enabled():
         code = zygote.connect()
         if code is not None:

@@ -215,3 +215,31 @@ def test_import_ids_are_split_on_slashes_so_hyphens_in_names_are_safe() -> None:
 
 def test_timeouts_read_terraform_durations() -> None:
     assert duration_seconds("1h30m") == 5400 and duration_seconds("250ms") == 0.25
+
+
+def test_a_destroy_is_recognised_from_terraforms_command_line_and_nothing_else_is() -> None:
+    from provider.destroy_run import is_destroy
+
+    destroys = (
+        ["terraform", "destroy", "-auto-approve"],
+        ["terraform", "-chdir=infra", "destroy"],
+        ["terraform", "apply", "-destroy", "-auto-approve"],
+        ["terraform", "plan", "-input=false", "-destroy"],
+    )
+    others = (
+        ["terraform", "apply", "-auto-approve"],
+        ["terraform", "plan", "-destroy=false"],
+        ["terraform", "refresh"],
+        ["terraform", "apply", "destroy.tfplan"],
+        ["terraform"],
+    )
+    assert all(is_destroy(argv) for argv in destroys)
+    assert not any(is_destroy(argv) for argv in others)
+
+
+def test_only_a_resource_code_from_a_known_route_means_gone() -> None:
+    assert ApiError(404, "CLUSTER_NOT_FOUND", "no such cluster").not_found
+    assert ApiError(404, "GROUP_NOT_FOUND", "no such project").not_found
+    assert not ApiError(404, "RESOURCE_NOT_FOUND", "no route").not_found
+    assert not ApiError(404, "HTTP_ERROR", "a proxy's 404 page").not_found
+    assert not ApiError(400, "CLUSTER_NOT_FOUND", "odd").not_found
