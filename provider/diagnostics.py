@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +28,34 @@ SUMMARIES = {
 }
 
 
+# The API's words in the shim's details, as the Terraform attribute or resource a user changes instead.
+API_WORDS = {
+    "diskSizeGB": "disk_size_gb",
+    "instanceSizeName": "instance_size",
+    "providerName": "provider_name",
+    "clusterType": "cluster_type",
+    "electableNodes": "electable_nodes",
+    "targetClusterName": "target_cluster_name",
+    "targetGroupId": "target_project_id",
+    "snapshotId": "snapshot_id",
+}
+_API_WORD = re.compile(r"\b(" + "|".join(API_WORDS) + r")\b")
+_API_CALLS = (
+    (
+        re.compile(r"PUT \.\.\./clusters/([^/\s]+)/backup \{\"method\": \"([A-Z_]+)\"\}"),
+        r'add a cloudbackup_cluster_backup resource with cluster_name = "\1" (method = "\2")',
+    ),
+    (re.compile(r"\(DELETE \.\.\./clusters/NAME\)"), "(destroy their cloudbackup_cluster resources)"),
+)
+
+
+def in_terraform_words(detail: str) -> str:
+    """A shim detail with API field names and calls replaced by the attributes and resources to change."""
+    for pattern, replacement in _API_CALLS:
+        detail = pattern.sub(replacement, detail)
+    return _API_WORD.sub(lambda m: API_WORDS[m.group(1)], detail)
+
+
 def summary_for(code: str, fallback: str) -> str:
     return SUMMARIES.get(code, fallback)
 
@@ -50,7 +79,7 @@ def add_refusal(
     """A rule's refusal at plan time, on the attribute at fault."""
     diags.add_error(
         summary_for(refusal.code, refusal.code.replace("_", " ").capitalize()),
-        refusal.detail,
+        in_terraform_words(refusal.detail),
         path=path if path is not None else field_path(refusal.field, fields),
     )
 
@@ -68,7 +97,10 @@ def add_api_error(
         )
     elif error.status == 403:
         hint = " Use an API key that reaches this project, or an organization key."
-    detail = f"{error.detail}{hint}\n\n({action}: HTTP {error.status} from {error.method} {error.path})"
+    detail = (
+        f"{in_terraform_words(error.detail)}{hint}\n\n"
+        f"({action}: HTTP {error.status} from {error.method} {error.path})"
+    )
     path = None
     for pointer in error.parameters:
         path = field_path(pointer, fields or {})

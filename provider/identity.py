@@ -26,6 +26,8 @@ class Identity:
     api_version: str
     project_id: str | None
     read_only: bool
+    # Whether the shim's storage restores a snapshot into another region (None: it does not say).
+    cross_region_restore: bool | None = None
 
 
 def _root(url: str) -> str:
@@ -76,4 +78,10 @@ def identify(diags: Diagnostics, client: Client) -> Identity | None:
         )
         return None
     project = data.get("projectId")
-    return Identity(version, str(project) if project else None, bool(data.get("readOnly")))
+    cross = data.get("crossRegionRestore")
+    return Identity(
+        version,
+        str(project) if project else None,
+        bool(data.get("readOnly")),
+        cross if isinstance(cross, bool) else None,
+    )

@@ -54,6 +54,10 @@ class PlannedCluster:
     provider_name: Any
     instance_size: Any
     cluster_type: Any
+    disk_size_gb: Any = None
+    # Region names, and the one snapshots are stored in (R6); Unknown until known.
+    regions: Any = None
+    preferred_region: Any = None
 
     def shape(self) -> rules.ClusterShape | None:
         if not known(self.provider_name, self.instance_size, self.cluster_type):
@@ -107,6 +111,12 @@ class Run:
         with self.lock:
             names = [n for n in self.new_projects if known(n)]
         return str(names[0]) if len(names) == 1 else "the new project"
+
+    def planned_backup(self, project_id: Any, cluster_name: str) -> str | None:
+        """The method of a backup this run plans for that cluster, if any."""
+        key = self.project_key(project_id)
+        with self.lock:
+            return self.backups.get(key, {}).get(cluster_name) if key else None
 
     def record_backup(self, key: str, cluster_name: str, method: str) -> dict[str, str]:
         """Remember a planned backup; returns the other backups planned for the same project."""

@@ -73,6 +73,10 @@ SHIM_DOCUMENT: dict[str, Any] = {
                     "description": "The one project a project key reaches; null for an organization key.",
                 },
                 "readOnly": {"type": "boolean", "description": "Whether the key may only read."},
+                "crossRegionRestore": {
+                    "type": "boolean",
+                    "description": "Whether the storage restores a snapshot into volumes of another region.",
+                },
             },
         },
         "health": {

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from shim.api.common import principal
+from shim.api.common import principal, runtime
 from shim.schemas import operation
 
 SERVICE = "cloudbackup"
@@ -30,6 +30,7 @@ def blueprint() -> Blueprint:
             "scope": "organization" if key.is_org else "project",
             "projectId": key.project_id,
             "readOnly": key.read_only,
+            "crossRegionRestore": runtime().service.driver.cross_region_restore,
         }
 
     return bp

@@ -22,6 +22,7 @@ def test_self_names_the_service_its_api_version_and_an_organization_keys_scope(
         "scope": "organization",
         "projectId": None,
         "readOnly": False,
+        "crossRegionRestore": True,
     }
 
 
