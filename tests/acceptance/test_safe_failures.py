@@ -123,3 +123,14 @@ def test_destroying_resources_already_deleted_outside_terraform_succeeds(
     assert destroy.returncode == 0, destroy.stderr
     assert workspace.state() == {}
     assert shim.request("GET", f"/groups/{project_id}").status_code == 404
+
+
+def test_a_project_key_planning_a_new_project_fails_the_plan_naming_the_key(
+    shim: Shim, workspace: Workspace, unique: str
+) -> None:
+    scoped = project_key(shim, shim.create_project(f"scoped-{unique}"))
+    workspace.write(hcl.project(f"wanted-{unique}"))
+    plan = workspace.run("plan", "-input=false", env=scoped)
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    text = one_line(plan.stderr)
+    assert "Creating a project needs an organization API key" in text and "public_key and private_key" in text
