@@ -272,7 +272,7 @@ def test_a_disk_shrink_error_names_the_attribute_and_gives_advice_that_works(
 def test_a_snapshot_whose_cluster_is_known_only_at_apply_gets_the_plan_error_at_apply(
     shim: Shim, workspace: Workspace, unique: str
 ) -> None:
-    late_name = '"${substr(cloudbackup_project.p.id, 0, 0)}plain"'
+    late_name = '"${substr(cloudbackup_cluster.c.id, 0, 0)}plain"'
     config = hcl.project(f"late-{unique}") + hcl.cluster("plain") + snapshot_of(late_name)
     workspace.write(config)
     rc, out, err = workspace.plan()
