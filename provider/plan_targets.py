@@ -180,13 +180,14 @@ def check_restore(
         return
     refusals: list[rules.Refusal] = []
     if known(target.provider_name, target.disk_size_gb):
-        # A snapshot taken in this run has the size of the source's volumes; a stored one is checked
-        # against its own size at apply (the API does not show it).
+        # A snapshot taken in this run will have the size of the source's volumes; a stored one, its own.
         source_bytes = (
             int(source.disk_size_gb) * rules.GIB
             if snapshot is None and source is not None and known(source.disk_size_gb)
             else None
         )
+        if snapshot and isinstance(snapshot.get("diskSizeBytes"), int):
+            source_bytes = snapshot["diskSizeBytes"]
         status = snapshot.get("status", "completed") if snapshot else "completed"
         refusals += rules.restore_refusals(
             snapshot_id=str(planned.get("snapshot_id")),

@@ -240,6 +240,32 @@ def test_a_restore_into_a_target_declared_smaller_than_the_source_fails_the_plan
     assert "diskSizeGB" not in err and "target_cluster_name = cloudbackup_cluster.t.name" in err
 
 
+def test_a_restore_of_a_stored_snapshot_into_a_smaller_target_fails_the_plan_on_the_target(
+    shim: Shim, workspace: Workspace, unique: str
+) -> None:
+    project_id = shim.create_project(f"stored-{unique}")
+    body = {
+        "name": "big",
+        "providerSettings": {"providerName": "AZURE", "instanceSizeName": "M10"},
+        "clusterType": "REPLICASET",
+        "replicationSpecs": [{"regionsConfig": {"eastus2": {"priority": 7, "electableNodes": 1}}}],
+        "diskSizeGB": 30,
+    }
+    shim.call("POST", f"/groups/{project_id}/clusters", body)
+    shim.call("PUT", f"/groups/{project_id}/clusters/big/backup", {"method": "CLOUD_PROVIDER_SNAPSHOTS"})
+    snapshot_id = shim.snapshots(project_id, "big")[0]["id"]
+    project = f'"{project_id}"'
+    restore = restore_of(
+        project=project, cluster='"big"', snapshot=f'"{snapshot_id}"', target="cloudbackup_cluster.t.name"
+    )
+    small = hcl.cluster("small", label="t", project=project, disk=20, regions=(("eastus2", 7),))
+    plan_fails(shim, workspace, small + restore, "Grow the target's disk_size_gb to 30 or more")
+    large = hcl.cluster("large", label="t", project=project, disk=30, regions=(("eastus2", 7),))
+    workspace.write(large + restore)
+    rc, out, err = workspace.plan()
+    assert rc == 2 and "2 to add" in out, out + err
+
+
 def test_a_restore_into_a_target_cluster_that_exists_nowhere_fails_the_plan(
     shim: Shim, workspace: Workspace, unique: str
 ) -> None:
