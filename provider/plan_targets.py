@@ -86,6 +86,15 @@ def _api_cluster(client: Client | None, project_id: Any, name: str) -> ClusterFa
     )
 
 
+def _lookup_or_wait(run: Run, client: Client | None, project_id: Any, name: str) -> ClusterFacts | None:
+    """lookup_cluster, giving a cluster planned at the same time the chance to be recorded first."""
+    facts = lookup_cluster(run, client, project_id, name)
+    waited = facts is None and _findable(run, client, project_id)
+    if waited and run.wait_until(lambda: run.find_cluster(project_id, name)) is not None:
+        facts = lookup_cluster(run, client, project_id, name)
+    return facts
+
+
 def _findable(run: Run, client: Client | None, project_id: Any) -> bool:
     """Whether a cluster absent from both this run and the API is really absent (not merely unseen)."""
     if known(project_id):
@@ -109,7 +118,10 @@ def check_source(
     """The cluster an on-demand snapshot or a restore reads from exists and has snapshots enabled."""
     if not known(cluster_name):
         return None
-    facts = lookup_cluster(run, client, project_id, str(cluster_name))
+    facts = _lookup_or_wait(run, client, project_id, str(cluster_name))
+    if facts is not None and facts.backup_method is None:
+        method = run.wait_until(lambda: run.planned_backup(project_id, str(cluster_name)))
+        facts = replace(facts, backup_method=method) if method else facts
     if facts is None:
         if _findable(run, client, project_id):
             diags.add_error(
@@ -163,7 +175,7 @@ def check_restore(
     target_project, target_name = planned.get("target_project_id"), planned.get("target_cluster_name")
     if not known(target_name):
         return
-    target = lookup_cluster(run, client, target_project, str(target_name))
+    target = _lookup_or_wait(run, client, target_project, str(target_name))
     if target is None:
         if _findable(run, client, target_project):
             diags.add_error(

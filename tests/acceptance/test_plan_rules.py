@@ -310,3 +310,19 @@ def test_a_snapshot_whose_cluster_is_known_only_at_apply_gets_the_plan_error_at_
     assert "PUT .../" not in text
     assert set(workspace.state()) == {"cloudbackup_project.p", "cloudbackup_cluster.c"}
     workspace.destroy()
+
+
+def test_a_snapshot_of_a_cluster_whose_backup_is_declared_but_not_referenced_passes_the_plan(
+    shim: Shim, workspace: Workspace, unique: str
+) -> None:
+    # The snapshot and the backup both depend on the cluster alone, so Terraform plans them together.
+    config = (
+        hcl.project(f"peer-{unique}")
+        + hcl.cluster("peer")
+        + hcl.backup()
+        + snapshot_of("cloudbackup_cluster.c.name")
+    )
+    workspace.write(config)
+    for _ in range(3):
+        rc, out, err = workspace.plan()
+        assert rc == 2 and "4 to add" in out, out + err
