@@ -8,6 +8,7 @@ from typing import Any
 from tf.utils import Diagnostics
 
 from provider.client import ApiError, Client
+from provider.destroy_run import terraform_destroys
 from provider.diagnostics import add_refusal
 from provider.planning import Run, known
 from shim import rules
@@ -116,7 +117,7 @@ def check_source(
     resource: str,
 ) -> ClusterFacts | None:
     """The cluster an on-demand snapshot or a restore reads from exists and has snapshots enabled."""
-    if not known(cluster_name):
+    if not known(cluster_name) or terraform_destroys():
         return None
     facts = _lookup_or_wait(run, client, project_id, str(cluster_name))
     if facts is not None and facts.backup_method is None:
@@ -163,6 +164,8 @@ def check_restore(
     cross_region: bool | None,
 ) -> None:
     """R10 for a restore job this plan creates, with whatever is known now; unknown values pass."""
+    if terraform_destroys():
+        return
     project_id, cluster_name = planned.get("project_id"), planned.get("cluster_name")
     source = check_source(
         diags,
