@@ -16,6 +16,12 @@ from urllib.parse import quote, urlencode, urlsplit
 
 API_BASE = "/api/atlas/v1.0"
 USER_AGENT = "terraform-provider-cloudbackup"
+# The errorCodes that say "this resource is gone": the only answers on which a read drops a resource from
+# the state or a delete counts as done. Any other 404 (a wrong url, say) is an error.
+GONE_CODES = frozenset(
+    {"GROUP_NOT_FOUND", "CLUSTER_NOT_FOUND", "SNAPSHOT_NOT_FOUND", "RESTORE_JOB_NOT_FOUND"}
+)
+_PROJECT_PATH = re.compile(r"^/groups/([^/?]+)")
 _PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]+)')
 _HASHES: dict[str, Callable[..., Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
@@ -45,7 +51,18 @@ class ApiError(Exception):
 
     @property
     def not_found(self) -> bool:
-        return self.status == 404
+        """Whether the shim said that the resource asked for is gone (not that no route answered)."""
+        return self.status == 404 and self.code in GONE_CODES
+
+
+class KeyScopeError(Exception):
+    """A project-scoped API key asked about another project: the answer would say "absent", wrongly."""
+
+    def __init__(self, public_key: str, key_project: str, project_id: str) -> None:
+        super().__init__(f"API key {public_key} reaches project {key_project} alone, not {project_id}")
+        self.public_key = public_key
+        self.key_project = key_project
+        self.project_id = project_id
 
 
 class Unreachable(Exception):
@@ -102,6 +119,8 @@ class Client:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, ...], _Flight] = {}
         self._challenge = self._load_challenge()
+        # The one project a project-scoped key reaches (from GET /self at configure); None: every project.
+        self.key_project: str | None = None
 
     # transport
 
@@ -268,6 +287,7 @@ class Client:
         raw_path: bool = False,
     ) -> Any:
         """Send one request and return its JSON answer; an error answer raises ApiError."""
+        self.check_reach(path)
         uri = (path if raw_path else f"{self.prefix}{API_BASE}{path}") + (
             f"?{urlencode(query)}" if query else ""
         )
@@ -289,6 +309,14 @@ class Client:
                 reason=str(data.get("reason", "")),
             )
         return data
+
+    def check_reach(self, path: str) -> None:
+        """Refuse, before asking, a path of a project the key cannot reach: the shim would answer 404."""
+        match = _PROJECT_PATH.match(path)
+        if self.key_project is not None and match and match.group(1) != quote(self.key_project, safe=""):
+            from urllib.parse import unquote
+
+            raise KeyScopeError(self.public_key, self.key_project, unquote(match.group(1)))
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query or None)

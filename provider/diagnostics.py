@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tf.utils import Diagnostics
 
-from provider.client import ApiError, Unreachable
+from provider.client import ApiError, KeyScopeError, Unreachable
 from shim.rules import Refusal
 
 Path = list[Any]
@@ -25,6 +26,34 @@ SUMMARIES = {
     "RESTORE_INVALID": "The snapshot cannot be restored into that target",
     "UNAUTHORIZED": "The cloudbackup API refused the API key",
 }
+
+
+# The API's words in the shim's details, as the Terraform attribute or resource a user changes instead.
+API_WORDS = {
+    "diskSizeGB": "disk_size_gb",
+    "instanceSizeName": "instance_size",
+    "providerName": "provider_name",
+    "clusterType": "cluster_type",
+    "electableNodes": "electable_nodes",
+    "targetClusterName": "target_cluster_name",
+    "targetGroupId": "target_project_id",
+    "snapshotId": "snapshot_id",
+}
+_API_WORD = re.compile(r"\b(" + "|".join(API_WORDS) + r")\b")
+_API_CALLS = (
+    (
+        re.compile(r"PUT \.\.\./clusters/([^/\s]+)/backup \{\"method\": \"([A-Z_]+)\"\}"),
+        r'add a cloudbackup_cluster_backup resource with cluster_name = "\1" (method = "\2")',
+    ),
+    (re.compile(r"\(DELETE \.\.\./clusters/NAME\)"), "(destroy their cloudbackup_cluster resources)"),
+)
+
+
+def in_terraform_words(detail: str) -> str:
+    """A shim detail with API field names and calls replaced by the attributes and resources to change."""
+    for pattern, replacement in _API_CALLS:
+        detail = pattern.sub(replacement, detail)
+    return _API_WORD.sub(lambda m: API_WORDS[m.group(1)], detail)
 
 
 def summary_for(code: str, fallback: str) -> str:
@@ -50,7 +79,7 @@ def add_refusal(
     """A rule's refusal at plan time, on the attribute at fault."""
     diags.add_error(
         summary_for(refusal.code, refusal.code.replace("_", " ").capitalize()),
-        refusal.detail,
+        in_terraform_words(refusal.detail),
         path=path if path is not None else field_path(refusal.field, fields),
     )
 
@@ -68,7 +97,10 @@ def add_api_error(
         )
     elif error.status == 403:
         hint = " Use an API key that reaches this project, or an organization key."
-    detail = f"{error.detail}{hint}\n\n({action}: HTTP {error.status} from {error.method} {error.path})"
+    detail = (
+        f"{in_terraform_words(error.detail)}{hint}\n\n"
+        f"({action}: HTTP {error.status} from {error.method} {error.path})"
+    )
     path = None
     for pointer in error.parameters:
         path = field_path(pointer, fields or {})
@@ -85,12 +117,24 @@ def add_unreachable(diags: Diagnostics, error: Unreachable, action: str) -> None
     )
 
 
+def add_key_scope(diags: Diagnostics, error: KeyScopeError, action: str) -> None:
+    diags.add_error(
+        "The API key cannot reach this project",
+        f"{action}: public_key {error.public_key} is a key of project {error.key_project} alone, and this "
+        f"resource is in project {error.project_id}. Set public_key and private_key (or "
+        f"CLOUDBACKUP_PUBLIC_KEY and CLOUDBACKUP_PRIVATE_KEY) to a key of project {error.project_id} or "
+        f"to an organization key (`cloudbackup keys create`). Nothing was removed from the state.",
+    )
+
+
 def add_exception(
     diags: Diagnostics, exc: BaseException, action: str, fields: Mapping[str, Path] | None = None
 ) -> None:
     """Any failure inside a call, as one diagnostic: API errors as such, bugs with their traceback."""
     if isinstance(exc, ApiError):
         add_api_error(diags, exc, action, fields)
+    elif isinstance(exc, KeyScopeError):
+        add_key_scope(diags, exc, action)
     elif isinstance(exc, Unreachable):
         add_unreachable(diags, exc, action)
     elif isinstance(exc, TimeoutError):

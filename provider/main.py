@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if not server.launched_by_terraform():
         sys.stderr.write(server.NOT_A_PLUGIN)
         return 1
+    # Which Terraform started us (provider.destroy_run reads its command line).
+    os.environ["CLOUDBACKUP_TERRAFORM_PID"] = str(os.getppid())
     import _signal
 
     # Served in this process: a terminate leaves no socket behind; interrupts are Terraform's to handle.

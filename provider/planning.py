@@ -39,6 +39,9 @@ CLUSTER_FIELDS: Mapping[str, Path] = {
 
 
 SHAPE_ATTRIBUTES = ("provider_name", "instance_size", "cluster_type")
+# Terraform plans resources that do not depend on each other concurrently: before reporting that a
+# cluster or backup is in neither the configuration nor the API, a check gives its plan this long to come.
+PEER_PLAN_SECONDS = 5.0
 
 
 def known(*values: Any) -> bool:
@@ -54,6 +57,10 @@ class PlannedCluster:
     provider_name: Any
     instance_size: Any
     cluster_type: Any
+    disk_size_gb: Any = None
+    # Region names, and the one snapshots are stored in (R6); Unknown until known.
+    regions: Any = None
+    preferred_region: Any = None
 
     def shape(self) -> rules.ClusterShape | None:
         if not known(self.provider_name, self.instance_size, self.cluster_type):
@@ -68,7 +75,13 @@ class Run:
     clusters: list[PlannedCluster] = field(default_factory=list)
     new_projects: list[Any] = field(default_factory=list)
     backups: dict[str, dict[str, str]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # A condition, so that a check can wait for a plan Terraform makes at the same time (see wait_until).
+    lock: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_until(self, found: Any, timeout: float = PEER_PLAN_SECONDS) -> Any:
+        """`found()` once it is not None, waiting up to `timeout` for plans of other resources to arrive."""
+        with self.lock:
+            return self.lock.wait_for(found, timeout)
 
     def record_new_project(self, name: Any) -> None:
         with self.lock:
@@ -82,6 +95,7 @@ class Run:
                 if not (c.name == cluster.name and c.project_id == cluster.project_id)
             ]
             self.clusters.append(cluster)
+            self.lock.notify_all()
 
     def find_cluster(self, project_id: Any, name: str) -> PlannedCluster | None:
         """The planned cluster of that name; project IDs are compared when both are known."""
@@ -108,12 +122,19 @@ class Run:
             names = [n for n in self.new_projects if known(n)]
         return str(names[0]) if len(names) == 1 else "the new project"
 
+    def planned_backup(self, project_id: Any, cluster_name: str) -> str | None:
+        """The method of a backup this run plans for that cluster, if any."""
+        key = self.project_key(project_id)
+        with self.lock:
+            return self.backups.get(key, {}).get(cluster_name) if key else None
+
     def record_backup(self, key: str, cluster_name: str, method: str) -> dict[str, str]:
         """Remember a planned backup; returns the other backups planned for the same project."""
         with self.lock:
             planned = self.backups.setdefault(key, {})
             others = {name: m for name, m in planned.items() if name != cluster_name}
             planned[cluster_name] = method
+            self.lock.notify_all()
             return others
 
 

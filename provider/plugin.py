@@ -9,8 +9,9 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from provider import schema as schema_module
-from provider.client import ApiError, Client, Unreachable
-from provider.diagnostics import add_api_error, add_unreachable
+from provider.client import Client, Unreachable
+from provider.diagnostics import add_unreachable
+from provider.identity import Identity, identify
 from provider.planning import Run
 from provider.resource import Resource
 from provider.validation import validate_config
@@ -44,6 +45,7 @@ class Plugin:
 
     def __init__(self) -> None:
         self.client: Client | None = None
+        self.identity: Identity | None = None
         self.run = Run()
         self.resources = {name: cls(self) for name, cls in resource_classes().items()}
         self.data_sources = {name: cls(self) for name, cls in data_source_classes().items()}
@@ -104,13 +106,12 @@ class Plugin:
             )
             return
         try:
-            client.get("/groups", itemsPerPage=1)
+            identity = identify(diags, client)
         except Unreachable as exc:
             add_unreachable(diags, exc, "Configuring the provider")
             return
-        except ApiError as exc:
-            if exc.status == 401:
-                add_api_error(diags, exc, "Configuring the provider")
-                return
-            # A project key may not list projects: it authenticated, which is what this call checks.
+        if identity is None:
+            return
+        client.key_project = identity.project_id
+        self.identity = identity
         self.client = client

@@ -12,6 +12,7 @@ from tf.utils import Diagnostics
 
 from provider import schema as schema_module
 from provider.client import Client
+from provider.destroy_run import terraform_destroys
 from provider.diagnostics import Path
 from provider.schema import TypeSchema
 from provider.validation import validate_config
@@ -85,7 +86,9 @@ class Resource:
                 planned[attribute.name] = None
         for block in self.schema.blocks:
             planned[block.name] = self._plan_block(block, config.get(block.name))
-        self.modify_plan(diags, prior, planned, config)
+        # Rule checks never block a destroy: Terraform plans the configuration before destroying, and a
+        # resource whose creation failed would fail that plan on the same rule.
+        self.modify_plan(Diagnostics() if terraform_destroys() else diags, prior, planned, config)
         replace = []
         if prior is not None:
             replace = [

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from shim.rules import Refusal
@@ -29,7 +29,8 @@ BACKUP_NOT_ENABLED = "BACKUP_NOT_ENABLED"
 UNAUTHORIZED = "USER_UNAUTHORIZED"
 READ_ONLY_API_KEY = "READ_ONLY_API_KEY"
 ORG_API_KEY_REQUIRED = "ORG_API_KEY_REQUIRED"
-NOT_FOUND = "NOT_FOUND"
+# A path no route answers: never one of the *_NOT_FOUND codes above, which say that a resource is gone.
+RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 STORAGE_ERROR = "STORAGE_ERROR"
 UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
@@ -98,7 +99,11 @@ def install_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         if status == 404:
-            code, detail = NOT_FOUND, "No resource at this path. The API lives under /api/atlas/v1.0."
+            code = RESOURCE_NOT_FOUND
+            detail = (
+                f"No route answers {request.path}. The API lives under /api/atlas/v1.0 at the shim's "
+                f"root (such as http://127.0.0.1:8080/api/atlas/v1.0/groups)."
+            )
         elif status == 405:
             allowed = ", ".join(sorted(getattr(error, "valid_methods", None) or []))
             code, detail = METHOD_NOT_ALLOWED, f"This path does not accept that method; it accepts {allowed}."

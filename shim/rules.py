@@ -275,7 +275,8 @@ def disk_size_refusal(current_gb: int, requested_gb: int) -> Refusal | None:
     return Refusal(
         "DISK_SIZE_DECREASE_NOT_SUPPORTED",
         f"diskSizeGB can grow but not shrink: the cluster's volumes have {current_gb} GiB and "
-        f"{requested_gb} was asked. Keep {current_gb} or more, or restore into a new, smaller cluster.",
+        f"{requested_gb} was asked. Keep {current_gb} or more: volumes cannot shrink, and a snapshot "
+        f"restores only into volumes at least as large as its own.",
         DISK_SIZE,
     )
 

@@ -55,6 +55,30 @@ SHIM_DOCUMENT: dict[str, Any] = {
             "description": "The manual clock.",
             "properties": {"now": {"$ref": "urn:cloudbackup:common#/$defs/timestamp"}},
         },
+        "identity": {
+            "type": "object",
+            "description": "The service, its API version, and what the calling API key reaches.",
+            "required": ["service", "apiVersion", "publicKey", "scope", "projectId", "readOnly"],
+            "properties": {
+                "service": {"type": "string", "const": "cloudbackup", "description": "Always cloudbackup."},
+                "apiVersion": {"type": "string", "description": "Version of this API, such as 1.0."},
+                "publicKey": {"type": "string", "description": "The public key the request was signed with."},
+                "scope": {
+                    "type": "string",
+                    "enum": ["organization", "project"],
+                    "description": "organization: every project; project: projectId alone.",
+                },
+                "projectId": {
+                    "type": ["string", "null"],
+                    "description": "The one project a project key reaches; null for an organization key.",
+                },
+                "readOnly": {"type": "boolean", "description": "Whether the key may only read."},
+                "crossRegionRestore": {
+                    "type": "boolean",
+                    "description": "Whether the storage restores a snapshot into volumes of another region.",
+                },
+            },
+        },
         "health": {
             "type": "object",
             "description": "Whether the shim is up.",

@@ -113,6 +113,11 @@ class Cluster(Resource):
                 planned.get("provider_name"),
                 planned.get("instance_size"),
                 planned.get("cluster_type"),
+                planned.get("disk_size_gb"),
+                [r.get("name") for r in regions]
+                if known(regions) and all(known(r) for r in regions)
+                else Unknown,
+                planned.get("preferred_region"),
             )
         )
         check_cluster_change(diags, self._live_backup(prior, planned), planned)

@@ -25,6 +25,16 @@ class Project(Resource):
             self.plugin.run.record_new_project(planned.get("name"))
             planned["id"] = Unknown
             planned["backup_method"] = Unknown
+            identity = self.plugin.identity
+            if identity is not None and identity.project_id is not None:
+                diags.add_error(
+                    "Creating a project needs an organization API key",
+                    f"The provider's key reaches project {identity.project_id} alone, and only an "
+                    f"organization key creates projects. Set public_key and private_key (or "
+                    f"CLOUDBACKUP_PUBLIC_KEY and CLOUDBACKUP_PRIVATE_KEY) to a key made by `cloudbackup keys "
+                    f"create` without --project.",
+                    path=["name"],
+                )
 
     def create(self, diags: Diagnostics, planned: State) -> State | None:
         return self._state(self.client.post("/groups", {"name": planned["name"]}))

@@ -8,6 +8,7 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from provider.client import ApiError, seg, wait_for
+from provider.plan_targets import RESTORE_FIELDS, check_restore
 from provider.resource import Resource, State, split_import_id
 
 DONE = ("completed", "failed")
@@ -21,11 +22,7 @@ class RestoreJob(Resource):
         "restore cannot be undone: destroying the resource only removes it from the Terraform state, and "
         "the target cluster keeps the restored data."
     )
-    fields = {
-        "/snapshotId": ["snapshot_id"],
-        "/targetClusterName": ["target_cluster_name"],
-        "/targetGroupId": ["target_project_id"],
-    }
+    fields = RESTORE_FIELDS
 
     def _path(self, project_id: str, cluster_name: str, job_id: str | None = None) -> str:
         base = f"/groups/{seg(project_id)}/clusters/{seg(cluster_name)}/backup/restoreJobs"
@@ -51,6 +48,14 @@ class RestoreJob(Resource):
         if prior is None or any(prior.get(n) != planned.get(n) for n in names):
             for name in ("id", "status", "created_at", "finished_at"):
                 planned[name] = Unknown
+            identity = self.plugin.identity
+            check_restore(
+                diags,
+                self.plugin.client,
+                self.plugin.run,
+                planned,
+                cross_region=identity.cross_region_restore if identity else None,
+            )
 
     def create(self, diags: Diagnostics, planned: State) -> State | None:
         project_id, cluster_name = planned["project_id"], planned["cluster_name"]

@@ -8,6 +8,7 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from provider.client import ApiError, seg, wait_for
+from provider.plan_targets import check_source
 from provider.resource import Resource, State, split_import_id
 
 DONE = ("completed", "failed")
@@ -47,6 +48,14 @@ class Snapshot(Resource):
         ):
             for name in ("id", "status", "created_at", "region", "storage_size_bytes", "snapshot_type"):
                 planned[name] = Unknown
+            check_source(
+                diags,
+                self.plugin.client,
+                self.plugin.run,
+                project_id=planned.get("project_id"),
+                cluster_name=planned.get("cluster_name"),
+                resource="cloudbackup_snapshot",
+            )
 
     def create(self, diags: Diagnostics, planned: State) -> State | None:
         project_id, cluster_name = planned["project_id"], planned["cluster_name"]

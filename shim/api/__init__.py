@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, g, request
 
-from shim.api import admin, backup, clusters, health, projects, restore_jobs, snapshots
+from shim.api import admin, backup, clusters, health, identity, projects, restore_jobs, snapshots
 from shim.api.common import runtime
 from shim.schemas import BASE_PATH
 
@@ -24,7 +24,7 @@ def register(app: Flask, *, manual_clock: bool) -> None:
     """Mount every area; /admin/clock only with a manual clock (otherwise it is a plain 404)."""
     api = Blueprint("api", __name__, url_prefix=BASE_PATH)
     api.before_request(_authenticate)
-    areas = [projects, clusters, backup, snapshots, restore_jobs]
+    areas = [identity, projects, clusters, backup, snapshots, restore_jobs]
     if manual_clock:
         areas.append(admin)
     for area in areas:

@@ -77,6 +77,7 @@ def snapshot(row: Snapshot, cluster_name: str) -> dict[str, Any]:
         "regionName": row.region,
         "replicaSetName": cluster_name,
         "storageSizeBytes": row.storage_size_bytes,
+        "diskSizeBytes": row.disk_size_bytes,
         "description": row.description,
         "checksum": row.checksum,
         "failureReason": row.failure_reason,

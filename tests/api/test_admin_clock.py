@@ -36,7 +36,7 @@ def test_without_the_manual_clock_the_admin_clock_is_not_found(real_clock_client
             method, "/admin/clock", {"advanceSeconds": 60} if method == "POST" else None
         )
         assert response.status_code == 404
-        assert response.get_json()["errorCode"] == "NOT_FOUND"
+        assert response.get_json()["errorCode"] == "RESOURCE_NOT_FOUND"
 
 
 def test_the_manual_clock_is_read_and_advanced(client: ApiClient) -> None:

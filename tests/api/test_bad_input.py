@@ -302,7 +302,7 @@ def test_other_bad_requests_are_refused_and_change_nothing(
 def test_unknown_paths_and_methods_answer_json_not_html(client: ApiClient, app: Flask) -> None:
     missing = app.test_client().get("/nothing/here")
     assert missing.status_code == 404 and missing.is_json
-    assert missing.get_json()["errorCode"] == "NOT_FOUND"
+    assert missing.get_json()["errorCode"] == "RESOURCE_NOT_FOUND"
     wrong = client.request("PATCH", "/groups")
     assert wrong.status_code == 405 and wrong.is_json
     assert wrong.get_json()["errorCode"] == "METHOD_NOT_ALLOWED"

@@ -162,7 +162,8 @@ def test_a_project_key_from_the_cli_reaches_its_project_alone(data_dir: Path, sh
     assert scoped("GET", f"/groups/{theirs}", expect=404)["errorCode"] == "GROUP_NOT_FOUND"
     reader = Api(shim, create_key(data_dir, "--read-only"))
     assert reader("POST", "/groups", {"name": "x"}, expect=403)["errorCode"] == "READ_ONLY_API_KEY"
-    assert Api(shim, org)("GET", "/admin/clock", expect=404)["errorCode"] == "NOT_FOUND"  # no --manual-clock
+    # No --manual-clock: no such route.
+    assert Api(shim, org)("GET", "/admin/clock", expect=404)["errorCode"] == "RESOURCE_NOT_FOUND"
     assert shim.stop()[0] == 0
 
 

@@ -215,3 +215,115 @@ def test_import_ids_are_split_on_slashes_so_hyphens_in_names_are_safe() -> None:
 
 def test_timeouts_read_terraform_durations() -> None:
     assert duration_seconds("1h30m") == 5400 and duration_seconds("250ms") == 0.25
+
+
+def test_a_destroy_is_recognised_from_terraforms_command_line_and_nothing_else_is() -> None:
+    from provider.destroy_run import is_destroy
+
+    destroys = (
+        ["terraform", "destroy", "-auto-approve"],
+        ["terraform", "-chdir=infra", "destroy"],
+        ["terraform", "apply", "-destroy", "-auto-approve"],
+        ["terraform", "plan", "-input=false", "-destroy"],
+    )
+    others = (
+        ["terraform", "apply", "-auto-approve"],
+        ["terraform", "plan", "-destroy=false"],
+        ["terraform", "refresh"],
+        ["terraform", "apply", "destroy.tfplan"],
+        ["terraform"],
+    )
+    assert all(is_destroy(argv) for argv in destroys)
+    assert not any(is_destroy(argv) for argv in others)
+
+
+def test_only_a_resource_code_from_a_known_route_means_gone() -> None:
+    assert ApiError(404, "CLUSTER_NOT_FOUND", "no such cluster").not_found
+    assert ApiError(404, "GROUP_NOT_FOUND", "no such project").not_found
+    assert not ApiError(404, "RESOURCE_NOT_FOUND", "no route").not_found
+    assert not ApiError(404, "HTTP_ERROR", "a proxy's 404 page").not_found
+    assert not ApiError(400, "CLUSTER_NOT_FOUND", "odd").not_found
+
+
+def test_the_shims_details_are_told_in_terraform_attributes_and_resources(client: Any) -> None:
+    from shimkit import create_cluster, create_project
+
+    from provider.diagnostics import in_terraform_words
+
+    project_id = create_project(client, "words")
+    create_cluster(client, project_id, "plain", diskSizeGB=8)
+    refused = client.post(f"/groups/{project_id}/clusters/plain/backup/snapshots", {}).get_json()
+    text = in_terraform_words(refused["detail"])
+    assert 'add a cloudbackup_cluster_backup resource with cluster_name = "plain"' in text
+    assert "PUT" not in text
+    shrink = client.patch(f"/groups/{project_id}/clusters/plain", {"diskSizeGB": 5}).get_json()
+    assert shrink["errorCode"] == "DISK_SIZE_DECREASE_NOT_SUPPORTED"
+    words = in_terraform_words(shrink["detail"])
+    assert words.startswith("disk_size_gb can grow but not shrink") and "diskSizeGB" not in words
+
+
+class RestoreClient(FakeClient):
+    """A project whose source cluster 'src' (40 GiB, eastus2) has backup and one stored snapshot."""
+
+    def cluster(self, project_id: str, name: str) -> dict[str, Any] | None:
+        return self._clusters.get(name)
+
+    def snapshots(self, project_id: str, cluster_name: str) -> list[dict[str, Any]]:
+        return [{"id": "5" * 24, "status": "completed", "regionName": "eastus2"}]
+
+
+def restore_world() -> tuple[RestoreClient, Run]:
+    source = {
+        "name": "src",
+        "providerSettings": {"providerName": "AZURE", "instanceSizeName": "M10"},
+        "diskSizeGB": 40,
+        "replicationSpecs": [{"regionsConfig": {"eastus2": {"priority": 7, "electableNodes": 3}}}],
+        "providerBackupEnabled": True,
+        "backupMethod": "CLOUD_PROVIDER_SNAPSHOTS",
+    }
+    return RestoreClient({"src": source}), Run()
+
+
+def plan_target(run: Run, disk: int, regions: list[str]) -> None:
+    from provider.planning import PlannedCluster
+
+    run.record_cluster(PlannedCluster(PID, "dst", "AZURE", "M10", "REPLICASET", disk, regions, regions[0]))
+
+
+def restore_plan(snapshot_id: Any) -> dict[str, Any]:
+    return {
+        "project_id": PID,
+        "cluster_name": "src",
+        "snapshot_id": snapshot_id,
+        "target_cluster_name": "dst",
+        "target_project_id": PID,
+    }
+
+
+def test_a_restore_into_another_region_is_refused_at_plan_where_storage_is_regional() -> None:
+    from provider.plan_targets import check_restore
+
+    client, run = restore_world()
+    plan_target(run, 40, ["westus2"])
+    diags = Diagnostics()
+    check_restore(diags, client, run, restore_plan("5" * 24), cross_region=False)  # type: ignore[arg-type]
+    assert errors(diags) == [("The snapshot cannot be restored into that target", ["target_cluster_name"])]
+    assert "stored in eastus2" in diags.diagnostics[0].detail
+    allowed = Diagnostics()
+    check_restore(allowed, client, run, restore_plan("5" * 24), cross_region=True)  # type: ignore[arg-type]
+    assert allowed.diagnostics == []
+
+
+def test_a_restore_of_a_snapshot_taken_in_this_run_into_a_smaller_target_is_refused_at_plan() -> None:
+    from provider.plan_targets import check_restore
+
+    client, run = restore_world()
+    plan_target(run, 20, ["eastus2"])
+    diags = Diagnostics()
+    check_restore(diags, client, run, restore_plan(Unknown), cross_region=True)  # type: ignore[arg-type]
+    assert errors(diags) == [("The snapshot cannot be restored into that target", ["target_cluster_name"])]
+    assert "disk_size_gb to 40" in diags.diagnostics[0].detail
+    plan_target(run, 40, ["eastus2"])
+    fits = Diagnostics()
+    check_restore(fits, client, run, restore_plan(Unknown), cross_region=True)  # type: ignore[arg-type]
+    assert fits.diagnostics == []
