@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
         def get(self, path: str, /) -> Handler | None: ...
 
+
 MAGIC_COOKIE_KEY = "TF_PLUGIN_MAGIC_COOKIE"
 MAGIC_COOKIE_VALUE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
 CORE_PROTOCOL = 1
