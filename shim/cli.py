@@ -1,9 +1,9 @@
-"""The `cloudbackup` command: serve | keys create | provider install."""
+"""The `cloudbackup` command: serve and provider install here, the other subcommands in shim/commands/."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
 import os
 import signal
@@ -11,16 +11,35 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from shim.commands import OK, CommandError, default_data_dir
 from shim.config import Config
 from shim.drivers import DRIVERS
 
 log = logging.getLogger("shim.cli")
+
+# Subcommands kept in modules of their own: each has `register(commands)`, which adds its parser and sets
+# `run` (a function of the parsed arguments that returns the exit code). A new command is one line here.
+COMMAND_MODULES = (
+    "shim.commands.keys",
+    "shim.commands.status",
+    "shim.commands.day_two",
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cloudbackup")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cloudbackup", description="Atlas-style cloud provider snapshots for Azure-backed replica sets."
     )
+    parser.add_argument("--version", action="version", version=f"cloudbackup {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the shim (the backup control plane)")
@@ -29,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default 8080)"
     )
     serve.add_argument(
-        "--data-dir", type=Path, default=Path(".cloudbackup"), help="data directory (default ./.cloudbackup)"
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory: the SQLite database and the local driver's volumes"
+        " (env CLOUDBACKUP_DATA_DIR; default ./.cloudbackup)",
     )
     serve.add_argument(
         "--database", metavar="URL", help="SQLAlchemy database URL (default: SQLite in the data directory)"
@@ -63,24 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     # for the GIL (benchmarks/api_throughput.py measured ~8% more requests/s, and less CPU per request, with
     # four), and four still leave requests answered while a long one (a snapshot, a restore) runs.
     serve.add_argument("--threads", type=int, default=4, help=argparse.SUPPRESS)
-
-    keys = commands.add_parser("keys", help="manage API keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
-    create = key_commands.add_parser("create", help="create an API key pair and print it as JSON")
-    where = create.add_mutually_exclusive_group()
-    where.add_argument(
-        "--data-dir", type=Path, default=Path(".cloudbackup"), help="data directory (default ./.cloudbackup)"
-    )
-    where.add_argument("--database", metavar="URL", help="SQLAlchemy database URL")
-    create.add_argument(
-        "--project", metavar="PROJECT_ID", help="reach this project alone (default: organization key)"
-    )
-    create.add_argument("--read-only", action="store_true", help="a key that may only read")
+    serve.set_defaults(run=serve)
 
     provider = commands.add_parser("provider", help="the Terraform provider")
     provider_commands = provider.add_subparsers(dest="provider_command", required=True, metavar="COMMAND")
     install = provider_commands.add_parser("install", help="install the plugin where terraform init finds it")
     install.add_argument("--dir", type=Path, help="plugin directory (default ~/.terraform.d/plugins)")
+    install.set_defaults(run=provider_install)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
     return parser
 
 
@@ -95,11 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         # tried, over many lines; the driver reports what matters itself (a refused credential at start).
         logging.getLogger("azure").setLevel(logging.WARNING)
         logging.getLogger("azure.identity").setLevel(logging.ERROR)
-    if args.command == "serve":
-        return serve(args)
-    if args.command == "keys":
-        return keys_create(args)
-    return provider_install(args)
+    try:
+        return int(args.run(args))
+    except CommandError as error:
+        # One line naming the fix: a traceback would bury it.
+        print(f"cloudbackup: {error}", file=sys.stderr, flush=True)
+        return error.code
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -107,9 +123,16 @@ def serve(args: argparse.Namespace) -> int:
     from waitress.server import create_server
 
     from shim.app import create_app, shutdown
+    from shim.commands import startup
+    from shim.store import default_url
 
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+    startup.check_installation()
+    # Held until the process ends (the kernel releases it on any exit, a crash too).
+    _lock = startup.lock_database(args.database or default_url(data_dir))
+    listener = startup.bind(args.host, args.port)
     config = Config.with_environment(
-        data_dir=args.data_dir,
+        data_dir=data_dir,
         database_url=args.database,
         driver=args.driver,
         manual_clock=args.manual_clock,
@@ -141,8 +164,8 @@ def serve(args: argparse.Namespace) -> int:
             # One line naming what to fix: a traceback would bury it.
             print(f"cloudbackup: cannot start: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
             return 2
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="cloudbackup")
-        port = server.effective_port  # type: ignore[union-attr]
+        server = create_server(app, sockets=[listener], threads=args.threads, ident="cloudbackup")
+        port = listener.getsockname()[1]
         print(f"listening on http://{args.host}:{port}", flush=True)
         server.run()
     except SystemExit:
@@ -154,31 +177,7 @@ def serve(args: argparse.Namespace) -> int:
             log.info("stopping: finishing the scheduler's work")
             shutdown(app)
             log.info("stopped")
-    return 0
-
-
-def keys_create(args: argparse.Namespace) -> int:
-    """Print {"publicKey", "privateKey"}: the only time the private key is shown."""
-    from shim.auth import create_key
-    from shim.store import Store, default_url, queries
-
-    if args.database:
-        url = args.database
-    else:
-        args.data_dir.mkdir(parents=True, exist_ok=True)
-        url = default_url(args.data_dir)
-    store = Store(url, pool_size=1)
-    try:
-        store.migrate()
-        with store.write() as session:
-            if args.project and queries.project(session, args.project) is None:
-                print(f"cloudbackup: no project with ID {args.project}", file=sys.stderr)
-                return 2
-            public_key, private_key = create_key(session, project_id=args.project, read_only=args.read_only)
-    finally:
-        store.close()
-    print(json.dumps({"publicKey": public_key, "privateKey": private_key}), flush=True)
-    return 0
+    return OK
 
 
 def provider_install(args: argparse.Namespace) -> int:
