@@ -42,39 +42,39 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cloudbackup {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the shim (the backup control plane)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument(
+    serve_parser = commands.add_parser("serve", help="run the shim (the backup control plane)")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve_parser.add_argument(
         "--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default 8080)"
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
         help="data directory: the SQLite database and the local driver's volumes"
         " (env CLOUDBACKUP_DATA_DIR; default ./.cloudbackup)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--database", metavar="URL", help="SQLAlchemy database URL (default: SQLite in the data directory)"
     )
-    serve.add_argument("--driver", choices=DRIVERS, default="local", help="snapshot driver (default local)")
-    serve.add_argument(
+    serve_parser.add_argument("--driver", choices=DRIVERS, default="local", help="snapshot driver (default local)")
+    serve_parser.add_argument(
         "--manual-clock",
         action="store_true",
         help="a clock that moves only by POST /api/atlas/v1.0/admin/clock (demos and tests)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--azure-subscription-id", help="azure: subscription of the disks (env AZURE_SUBSCRIPTION_ID)"
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--azure-resource-group",
         help="azure: resource group of the disks (env CLOUDBACKUP_AZURE_RESOURCE_GROUP)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--azure-endpoint",
         help="azure: Resource Manager URL (env CLOUDBACKUP_AZURE_ENDPOINT; default public cloud)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--reconcile-interval",
         type=float,
         default=900.0,
@@ -85,8 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     # Waitress's request threads: four (its own default), not eight. On two cores more threads only contend
     # for the GIL (benchmarks/api_throughput.py measured ~8% more requests/s, and less CPU per request, with
     # four), and four still leave requests answered while a long one (a snapshot, a restore) runs.
-    serve.add_argument("--threads", type=int, default=4, help=argparse.SUPPRESS)
-    serve.set_defaults(run=serve)
+    serve_parser.add_argument("--threads", type=int, default=4, help=argparse.SUPPRESS)
+    serve_parser.set_defaults(run=serve)
 
     provider = commands.add_parser("provider", help="the Terraform provider")
     provider_commands = provider.add_subparsers(dest="provider_command", required=True, metavar="COMMAND")
