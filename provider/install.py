@@ -63,7 +63,7 @@ def install(plugin_dir: Path | None = None) -> Path:
     tmp.chmod(0o755)
     os.replace(tmp, executable)
     # Byte-compile what the plugin imports, so no start compiles (PYTHONDONTWRITEBYTECODE may be set).
-    for package in ("provider", "shim"):
+    for package in ("provider", "shim", "contract"):
         compileall.compile_dir(ROOT / package, quiet=1)
     from provider import schema_cache, tls
 
