@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument(
         "--database", metavar="URL", help="SQLAlchemy database URL (default: SQLite in the data directory)"
     )
-    serve_parser.add_argument("--driver", choices=DRIVERS, default="local", help="snapshot driver (default local)")
+    serve_parser.add_argument(
+        "--driver", choices=DRIVERS, default="local", help="snapshot driver (default local)"
+    )
     serve_parser.add_argument(
         "--manual-clock",
         action="store_true",
@@ -101,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    level = os.environ.get("CLOUDBACKUP_LOG_LEVEL", "INFO").upper()
+    # The other commands print what they did; their INFO logs (a migration) would only be noise.
+    level = os.environ.get("CLOUDBACKUP_LOG_LEVEL", "INFO" if args.command == "serve" else "WARNING").upper()
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
