@@ -40,7 +40,14 @@ def clean_env(**extra: str) -> dict[str, str]:
         if key not in ("PYTHONPATH", "VIRTUAL_ENV", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR")
         and not key.startswith("CLOUDBACKUP_")
     }
-    return {**env, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", **extra}
+    # No warm plugin helper: nothing may outlive the test.
+    return {
+        **env,
+        "CHECKPOINT_DISABLE": "1",
+        "TF_IN_AUTOMATION": "1",
+        "CLOUDBACKUP_PLUGIN_DAEMON": "0",
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
