@@ -151,6 +151,8 @@ def test_status_snapshots_and_restore_work_against_a_running_shim(data_dir: Path
     assert entries["orders"]["retained"] == 3 and entries["orders"]["storageRegion"] == "eastus2"
     assert entries["orders"]["lastSnapshot"]["status"] == "completed" and entries["orders"]["failure"] is None
     assert entries["spare"]["backupMethod"] is None and entries["spare"]["retained"] == 0
+    from_database = run("status", "--json", "--data-dir", str(data_dir), env={"CLOUDBACKUP_URL": "http://-"})
+    assert {e["cluster"]: e for e in json.loads(from_database.stdout)} == entries
 
     listed = json.loads(run("snapshots", "orders", "--json", env=env).stdout)
     assert [s["status"] for s in listed] == ["completed"] * 3
