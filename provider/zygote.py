@@ -241,7 +241,7 @@ class _Sources:
     def __init__(self) -> None:
         self.seen: dict[str, tuple[int, int]] = {}
         root = os.path.realpath(ROOT)
-        for top, suffix in (("provider", ".py"), ("provider-schema", ".json"), ("shim", ".py")):
+        for top, suffix in (("provider", ".py"), ("contract", ".py"), ("contract", ".json"), ("shim", ".py")):
             for directory, dirs, files in os.walk(os.path.join(root, top)):
                 dirs[:] = [d for d in dirs if d != "__pycache__"]
                 for name in files:
