@@ -163,6 +163,15 @@ def test_status_snapshots_and_restore_work_against_a_running_shim(data_dir: Path
     assert "completed onto spare" in restored.stdout
     missing = run("restore", "nosuch", listed[0]["id"], env=env)
     assert missing.returncode == 1 and "no cluster nosuch" in one_line(missing.stderr)
+
+    # A member volume lost from storage: the next day's snapshot fails, and status says so.
+    for volume in (data_dir / "volumes").glob(f"*/{project['id']}/*/member-*.img"):
+        if volume.parent.name == api("GET", f"/groups/{project['id']}/clusters/orders", expect=200)["id"]:
+            volume.unlink()
+    api("POST", "/admin/clock", {"advanceSeconds": 86400}, expect=200)
+    failed = {e["cluster"]: e for e in json.loads(run("status", "--json", env=env).stdout)}["orders"]
+    assert failed["lastSnapshot"]["status"] == "failed" and failed["failure"]
+    assert "ago, failed" in run("status", env=env).stdout
     assert shim.stop(signal.SIGTERM)[0] == 0
 
 
