@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-.venv/bin/ruff check shim provider tests benchmarks
+.venv/bin/ruff check shim provider contract tests benchmarks scripts
 exec .venv/bin/python -m pytest "$@"
