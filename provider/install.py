@@ -112,7 +112,7 @@ def install(plugin_dir: Path | None = None, python: str | None = None) -> Path:
     _write(executable, PLUGIN, 0o755)
     _write(launcher_path(), launcher_script(python), 0o755)
     # Byte-compile what the plugin imports, so no start compiles (PYTHONDONTWRITEBYTECODE may be set).
-    for package in ("provider", "shim"):
+    for package in ("provider", "shim", "contract"):
         compileall.compile_dir(ROOT / package, quiet=1)
     from provider import schema_cache, tls
 

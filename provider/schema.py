@@ -11,13 +11,14 @@ from typing import Any
 
 from tf.types import Bool, List, Number, String, TfType
 
+from contract import documents as contract_documents
 from provider.types import Object, cty_json
-from shim import schema_files
 
 PROVIDER_ADDRESS = "registry.terraform.io/cloudbackup/cloudbackup"
 TYPE_PREFIX = "cloudbackup"
 FORMAT_VERSION = "0.2"
-PROVIDER_JSON = schema_files.SCHEMA_DIR / "provider.json"
+# Written in a checkout by `python -m provider.docs`; contract/schemas/ is a directory there.
+PROVIDER_JSON = Path(str(contract_documents.schema_dir() / "provider.json"))
 
 
 class _Missing:
@@ -113,8 +114,8 @@ def inline(node: Any, base: str) -> Any:
         return node
     if "$ref" in node:
         ref = node["$ref"]
-        target_base = schema_files.resolved_ref_base(ref, base)
-        merged = {**schema_files.resolve(ref, base), **{k: v for k, v in node.items() if k != "$ref"}}
+        target, target_base = contract_documents.resolve(ref, base)
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
         return inline(merged, target_base)
     return {key: inline(value, base) for key, value in node.items()}
 
@@ -221,7 +222,7 @@ def load() -> Schemas:
     provider = None
     resources: dict[str, TypeSchema] = {}
     data_sources: dict[str, TypeSchema] = {}
-    for document in schema_files.documents().values():
+    for document in contract_documents.documents().values():
         if "x-terraform" not in document:
             continue
         schema = type_schema(document)

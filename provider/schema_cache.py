@@ -14,13 +14,14 @@ import sys
 
 # Kept to os.path: a cold start imports this module before anything else it serves.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_GENERATOR = ("provider/schema.py", "provider/types.py", "shim/schema_files.py")
+_GENERATOR = ("provider/schema.py", "provider/types.py", "contract/documents.py")
 _TF_FILES = ("tf/schema.py", "tf/types.py", "tf/gen/tfplugin_pb2.py")
 
 
 def _inputs() -> list[str]:
     paths = [os.path.join(ROOT, relative) for relative in _GENERATOR]
-    documents = os.path.join(ROOT, "provider-schema")
+    # contract/schemas/ beside provider/: where a checkout and a wheel alike put the package data.
+    documents = os.path.join(ROOT, "contract", "schemas")
     paths += sorted(
         os.path.join(documents, name)
         for name in os.listdir(documents)

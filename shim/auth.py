@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shim.errors import ORG_API_KEY_REQUIRED, READ_ONLY_API_KEY, UNAUTHORIZED, ApiError
@@ -24,6 +24,8 @@ from shim.store import Store
 from shim.store.models import ApiKey, Setting
 
 REALM = "cloudbackup"
+KEY_RECHECK_SECONDS = 5.0
+LAST_USED_RESOLUTION_SECONDS = 60.0
 NONCE_KEY_SETTING = "digest_nonce_key"
 ALGORITHMS = {
     "MD5": hashlib.md5,
@@ -132,9 +134,11 @@ class DigestAuth:
         self.nonce_key = nonce_key
         self.ttl = nonce_ttl_seconds
         self.opaque = hmac.new(nonce_key, b"opaque", hashlib.sha256).hexdigest()[:32]
-        # Keys never change once created, so a found key is remembered (misses are not).
-        self._keys: dict[str, _Key] = {}
+        # A found key is remembered for a few seconds (misses are not): `cloudbackup keys revoke`, run in
+        # another process, takes effect within KEY_RECHECK_SECONDS without a read per request.
+        self._keys: dict[str, tuple[_Key, float]] = {}
         self._keys_lock = threading.Lock()
+        self._last_used_written: dict[str, float] = {}
 
     # nonces
 
@@ -176,17 +180,34 @@ class DigestAuth:
     # keys
 
     def _key(self, public_key: str) -> _Key | None:
-        key = self._keys.get(public_key)
-        if key is not None:
-            return key
+        cached = self._keys.get(public_key)
+        if cached is not None and time.monotonic() - cached[1] < KEY_RECHECK_SECONDS:
+            return cached[0]
         with self.store.read() as session:
             row = session.execute(select(ApiKey).where(ApiKey.public_key == public_key)).scalar_one_or_none()
             if row is None:
+                with self._keys_lock:
+                    self._keys.pop(public_key, None)
                 return None
             key = _Key(row.ha1_md5, row.ha1_sha256, row.project_id, row.read_only)
         with self._keys_lock:
-            self._keys[public_key] = key
+            self._keys[public_key] = (key, time.monotonic())
         return key
+
+    def _note_use(self, public_key: str) -> None:
+        """Record when the key was last used, at most once a minute per key (a write per request would
+        cost more than the request)."""
+        now = time.monotonic()
+        if (
+            now - self._last_used_written.get(public_key, -LAST_USED_RESOLUTION_SECONDS)
+            < LAST_USED_RESOLUTION_SECONDS
+        ):
+            return
+        self._last_used_written[public_key] = now
+        with self.store.write() as session:
+            session.execute(
+                update(ApiKey).where(ApiKey.public_key == public_key).values(last_used_at=datetime.now(UTC))
+            )
 
     # verification
 
@@ -213,7 +234,11 @@ class DigestAuth:
             raise self._refuse("The Digest nonce was not issued by this shim.")
         key = self._key(params["username"])
         if key is None:
-            raise self._refuse("Unknown API key, or wrong private key.")
+            raise self._refuse(
+                f"No API key {params['username']!r} in this shim's database: it was revoked, or created for "
+                f"another data directory; create one with `cloudbackup keys create --data-dir` set to the "
+                f"directory this shim serves."
+            )
         hash_fn = ALGORITHMS[algorithm]
 
         def h(text: str) -> str:
@@ -232,10 +257,11 @@ class DigestAuth:
         else:
             expected = h(f"{a1}:{params['nonce']}:{a2}")
         if not hmac.compare_digest(expected, params["response"].lower()):
-            raise self._refuse("Unknown API key, or wrong private key.")
+            raise self._refuse(f"Wrong private key for API key {params['username']!r}.")
         if state == "stale":
             # The credentials were right; the client only has to answer a fresh nonce.
             raise self._refuse("The Digest nonce expired; answer the new one.", stale=True)
+        self._note_use(params["username"])
         return Principal(params["username"], key.project_id, key.read_only)
 
 

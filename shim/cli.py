@@ -1,9 +1,9 @@
-"""The `cloudbackup` command: serve | keys create | provider install."""
+"""The `cloudbackup` command: serve and provider install here, the other subcommands in shim/commands/."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
 import os
 import signal
@@ -13,47 +13,72 @@ from types import FrameType
 from typing import Any
 
 from shim import logs
+from shim.commands import OK, CommandError, default_data_dir
 from shim.config import Config
 from shim.drivers import DRIVERS
 
 log = logging.getLogger("shim.cli")
+
+# Subcommands kept in modules of their own: each has `register(commands)`, which adds its parser and sets
+# `run` (a function of the parsed arguments that returns the exit code). A new command is one line here.
+COMMAND_MODULES = (
+    "shim.commands.keys",
+    "shim.commands.status",
+    "shim.commands.day_two",
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cloudbackup")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cloudbackup", description="Atlas-style cloud provider snapshots for Azure-backed replica sets."
     )
+    parser.add_argument("--version", action="version", version=f"cloudbackup {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the shim (the backup control plane)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument(
+    serve_parser = commands.add_parser("serve", help="run the shim (the backup control plane)")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve_parser.add_argument(
         "--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default 8080)"
     )
-    serve.add_argument(
-        "--data-dir", type=Path, default=Path(".cloudbackup"), help="data directory (default ./.cloudbackup)"
+    serve_parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory: the SQLite database and the local driver's volumes"
+        " (env CLOUDBACKUP_DATA_DIR; default ./.cloudbackup)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--database", metavar="URL", help="SQLAlchemy database URL (default: SQLite in the data directory)"
     )
-    serve.add_argument("--driver", choices=DRIVERS, default="local", help="snapshot driver (default local)")
-    serve.add_argument(
+    serve_parser.add_argument(
+        "--driver", choices=DRIVERS, default="local", help="snapshot driver (default local)"
+    )
+    serve_parser.add_argument(
         "--manual-clock",
         action="store_true",
         help="a clock that moves only by POST /api/atlas/v1.0/admin/clock (demos and tests)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--azure-subscription-id", help="azure: subscription of the disks (env AZURE_SUBSCRIPTION_ID)"
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--azure-resource-group",
         help="azure: resource group of the disks (env CLOUDBACKUP_AZURE_RESOURCE_GROUP)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--azure-endpoint",
         help="azure: Resource Manager URL (env CLOUDBACKUP_AZURE_ENDPOINT; default public cloud)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--reconcile-interval",
         type=float,
         default=900.0,
@@ -64,51 +89,45 @@ def _parser() -> argparse.ArgumentParser:
     # Waitress's request threads: four (its own default), not eight. On two cores more threads only contend
     # for the GIL (benchmarks/api_throughput.py measured ~8% more requests/s, and less CPU per request, with
     # four), and four still leave requests answered while a long one (a snapshot, a restore) runs.
-    serve.add_argument("--threads", type=int, default=4, help=argparse.SUPPRESS)
-    serve.add_argument(
+    serve_parser.add_argument("--threads", type=int, default=4, help=argparse.SUPPRESS)
+    serve_parser.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log lines (default text)"
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--metrics-listen",
         metavar="HOST:PORT",
         type=_listen_address,
         help="also serve GET /metrics without a key on this address (host default 127.0.0.1)",
     )
-
-    keys = commands.add_parser("keys", help="manage API keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
-    create = key_commands.add_parser("create", help="create an API key pair and print it as JSON")
-    where = create.add_mutually_exclusive_group()
-    where.add_argument(
-        "--data-dir", type=Path, default=Path(".cloudbackup"), help="data directory (default ./.cloudbackup)"
-    )
-    where.add_argument("--database", metavar="URL", help="SQLAlchemy database URL")
-    create.add_argument(
-        "--project", metavar="PROJECT_ID", help="reach this project alone (default: organization key)"
-    )
-    create.add_argument("--read-only", action="store_true", help="a key that may only read")
+    serve_parser.set_defaults(run=serve)
 
     provider = commands.add_parser("provider", help="the Terraform provider")
     provider_commands = provider.add_subparsers(dest="provider_command", required=True, metavar="COMMAND")
     install = provider_commands.add_parser("install", help="install the plugin where terraform init finds it")
     install.add_argument("--dir", type=Path, help="plugin directory (default ~/.terraform.d/plugins)")
+    install.set_defaults(run=provider_install)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    level = os.environ.get("CLOUDBACKUP_LOG_LEVEL", "INFO").upper()
+    # The other commands print what they did; their INFO logs (a migration) would only be noise.
+    level = os.environ.get("CLOUDBACKUP_LOG_LEVEL", "INFO" if args.command == "serve" else "WARNING").upper()
     logs.setup(getattr(args, "log_format", "text"), level)
     if level != "DEBUG":
         # azure-core logs every request and answer at INFO, and azure-identity warns of each credential it
         # tried, over many lines; the driver reports what matters itself (a refused credential at start).
         logging.getLogger("azure").setLevel(logging.WARNING)
         logging.getLogger("azure.identity").setLevel(logging.ERROR)
-    if args.command == "serve":
-        return serve(args)
-    if args.command == "keys":
-        return keys_create(args)
-    return provider_install(args)
+    try:
+        return int(args.run(args))
+    except CommandError as error:
+        # One line naming the fix: a traceback would bury it.
+        print(f"cloudbackup: {error}", file=sys.stderr, flush=True)
+        return error.code
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -116,9 +135,16 @@ def serve(args: argparse.Namespace) -> int:
     from waitress.server import create_server
 
     from shim.app import create_app, shutdown
+    from shim.commands import startup
+    from shim.store import default_url
 
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+    startup.check_installation()
+    # Held until the process ends (the kernel releases it on any exit, a crash too).
+    _lock = startup.lock_database(args.database or default_url(data_dir))
+    listener = startup.bind(args.host, args.port)
     config = Config.with_environment(
-        data_dir=args.data_dir,
+        data_dir=data_dir,
         database_url=args.database,
         driver=args.driver,
         manual_clock=args.manual_clock,
@@ -143,7 +169,6 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     app = None
-    listener = None
     try:
         try:
             app = create_app(config)
@@ -151,11 +176,11 @@ def serve(args: argparse.Namespace) -> int:
             # One line naming what to fix: a traceback would bury it.
             print(f"cloudbackup: cannot start: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
             return 2
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="cloudbackup")
-        port = server.effective_port  # type: ignore[union-attr]
+        server = create_server(app, sockets=[listener], threads=args.threads, ident="cloudbackup")
+        port = listener.getsockname()[1]
         if args.metrics_listen:
-            listener = start_metrics_listener(app, *args.metrics_listen)
-            if listener is None:
+            metrics_listener = start_metrics_listener(app, *args.metrics_listen)
+            if metrics_listener is None:
                 return 1
         print(f"listening on http://{args.host}:{port}", flush=True)
         server.run()
@@ -164,13 +189,11 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if listener is not None:
-            listener.close()
         if app is not None:
             log.info("stopping: finishing the scheduler's work")
             shutdown(app)
             log.info("stopped")
-    return 0
+    return OK
 
 
 def _listen_address(value: str) -> tuple[str, int]:
@@ -195,30 +218,6 @@ def start_metrics_listener(app: Any, host: str, port: int) -> Any:
         return None
     print(f"metrics on {listener.url}", flush=True)
     return listener
-
-
-def keys_create(args: argparse.Namespace) -> int:
-    """Print {"publicKey", "privateKey"}: the only time the private key is shown."""
-    from shim.auth import create_key
-    from shim.store import Store, default_url, queries
-
-    if args.database:
-        url = args.database
-    else:
-        args.data_dir.mkdir(parents=True, exist_ok=True)
-        url = default_url(args.data_dir)
-    store = Store(url, pool_size=1)
-    try:
-        store.migrate()
-        with store.write() as session:
-            if args.project and queries.project(session, args.project) is None:
-                print(f"cloudbackup: no project with ID {args.project}", file=sys.stderr)
-                return 2
-            public_key, private_key = create_key(session, project_id=args.project, read_only=args.read_only)
-    finally:
-        store.close()
-    print(json.dumps({"publicKey": public_key, "privateKey": private_key}), flush=True)
-    return 0
 
 
 def provider_install(args: argparse.Namespace) -> int:

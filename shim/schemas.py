@@ -12,9 +12,8 @@ from typing import Any, TypeVar
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
-from shim import schema_files
+from contract import documents as contract_documents
 from shim.errors import INVALID_ATTRIBUTE, MALFORMED_REQUEST, ApiError
 
 BASE_PATH = "/api/atlas/v1.0"
@@ -93,15 +92,13 @@ SHIM_DOCUMENT: dict[str, Any] = {
 
 def all_documents() -> dict[str, dict[str, Any]]:
     """provider-schema/'s documents plus the shim's own, by $id."""
-    return {**schema_files.documents(), SHIM_DOCUMENT["$id"]: SHIM_DOCUMENT}
+    return {**contract_documents.documents(), SHIM_DOCUMENT["$id"]: SHIM_DOCUMENT}
 
 
 @cache
 def registry() -> Registry:
-    """Every document as a resource, so that $refs between them resolve."""
-    return Registry().with_resources(
-        (uri, DRAFT202012.create_resource(doc)) for uri, doc in all_documents().items()
-    )
+    """The contract's registry plus the shim's own document, so that $refs between them resolve."""
+    return contract_documents.with_documents({SHIM_DOCUMENT["$id"]: SHIM_DOCUMENT})
 
 
 @cache

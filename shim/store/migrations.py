@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, select
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect, select, text
 
 from shim.store.models import Base
 
@@ -21,7 +21,13 @@ def _v1_initial_tables(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial_tables]
+def _v2_api_key_last_used(conn: Connection) -> None:
+    # Version 1 creates the tables from today's models, so a database made by it has the column already.
+    if "last_used_at" not in {column["name"] for column in inspect(conn).get_columns("api_keys")}:
+        conn.execute(text("ALTER TABLE api_keys ADD COLUMN last_used_at TIMESTAMP"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial_tables, _v2_api_key_last_used]
 LATEST = len(MIGRATIONS)
 
 

@@ -140,3 +140,5 @@ class ApiKey(Base):
     project_id: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
     read_only: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When a request last authenticated with the key (`cloudbackup keys list`); written at most once a minute.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)

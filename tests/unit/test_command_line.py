@@ -1,4 +1,4 @@
-"""The `cloudbackup` command line, called in-process: keys create, provider install, and its flags."""
+"""The `cloudbackup` command line, called in-process: --version, keys, provider install, serve's checks."""
 
 from __future__ import annotations
 
@@ -74,3 +74,43 @@ def test_serve_knows_the_contracts_flags() -> None:
 def test_serve_reconciles_every_15_minutes_unless_told_otherwise() -> None:
     assert cli._parser().parse_args(["serve"]).reconcile_interval == 900.0
     assert cli._parser().parse_args(["serve", "--reconcile-interval", "0"]).reconcile_interval == 0.0
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cloudbackup {version('cloudbackup')}"
+
+
+def test_serve_without_its_schema_documents_refuses_in_one_line(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contract import documents
+
+    monkeypatch.setattr(documents, "schema_dir", lambda: tmp_path / "not-installed")
+    assert cli.main(["serve", "--port", "0", "--data-dir", str(data_dir)]) == 2
+    captured = capsys.readouterr()
+    assert "listening" not in captured.out
+    assert captured.err.count("\n") == 1 and "not-installed" in captured.err and "reinstall" in captured.err
+
+
+def test_keys_list_on_a_database_without_keys_says_how_to_make_one(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["keys", "list", "--data-dir", str(data_dir)]) == 0
+    assert "cloudbackup keys create" in capsys.readouterr().out
+
+
+def test_keys_create_export_prints_one_line_a_shell_can_eval(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["keys", "create", "--export", "--data-dir", str(data_dir)]) == 0
+    words = capsys.readouterr().out.split()
+    assert words[0] == "export"
+    assert sorted(word.split("=")[0] for word in words[1:]) == [
+        "CLOUDBACKUP_PRIVATE_KEY",
+        "CLOUDBACKUP_PUBLIC_KEY",
+    ]

@@ -1,0 +1,1 @@
+"""The contract both sides read: the JSON Schemas in contract/schemas/, shipped as package data."""
