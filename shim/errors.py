@@ -33,6 +33,10 @@ NOT_FOUND = "NOT_FOUND"
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 STORAGE_ERROR = "STORAGE_ERROR"
 UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
+# A Digest (nonce, nc) pair answered a second time: a replayed request.
+DIGEST_NONCE_REUSED = "DIGEST_NONCE_REUSED"
+# The database's disk (or its size limit) is full.
+INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
 
 
 class ApiError(Exception):

@@ -21,7 +21,14 @@ def _v1_initial_tables(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial_tables]
+def _v2_digest_nonce_uses(conn: Connection) -> None:
+    # Digest replay protection: the (nonce, nc) pairs already accepted.
+    from shim.store.models import DigestNonceUse
+
+    DigestNonceUse.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial_tables, _v2_digest_nonce_uses]
 LATEST = len(MIGRATIONS)
 
 

@@ -140,3 +140,14 @@ class ApiKey(Base):
     project_id: Mapped[str | None] = mapped_column(String(24), nullable=True, index=True)
     read_only: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DigestNonceUse(Base):
+    """A (nonce, nc) pair a Digest request was accepted with: the unique key refuses its replay in every
+    process on the database. Rows are pruned once the nonce has expired (expired nonces are refused)."""
+
+    __tablename__ = "digest_nonce_uses"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nc: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
