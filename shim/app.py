@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 
 from shim.api import register
-from shim.api.common import Runtime
+from shim.api.common import Runtime, refuse_encoded_slashes
 from shim.auth import DigestAuth, load_nonce_key
 from shim.clock import Clock, ManualClock, RealClock
 from shim.config import Config
@@ -43,6 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask("shim")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     install_error_handlers(app)
+    app.before_request(refuse_encoded_slashes)
     register(app, manual_clock=clock.manual)
     runtime = Runtime(config, service, auth)
     app.extensions["cloudbackup"] = runtime
