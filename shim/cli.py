@@ -141,7 +141,17 @@ def serve(args: argparse.Namespace) -> int:
             # One line naming what to fix: a traceback would bury it.
             print(f"cloudbackup: cannot start: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
             return 2
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="cloudbackup")
+        from shim.serving import WAITRESS_SETTINGS, raise_open_file_limit
+
+        raise_open_file_limit()
+        server = create_server(
+            app,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            ident="cloudbackup",
+            **WAITRESS_SETTINGS,
+        )
         port = server.effective_port  # type: ignore[union-attr]
         print(f"listening on http://{args.host}:{port}", flush=True)
         server.run()
