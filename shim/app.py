@@ -19,6 +19,8 @@ from shim.store import Store, default_url
 
 log = logging.getLogger(__name__)
 
+MAX_BODY_BYTES = 1024 * 1024
+
 
 def create_app(config: Config | None = None) -> Flask:
     """A ready shim: driver made, database migrated, unfinished work reconciled, scheduler started."""
@@ -42,6 +44,8 @@ def create_app(config: Config | None = None) -> Flask:
 
     app = Flask("shim")
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # No request of the API is near 1 MiB; a larger body is refused (413) before it is read into memory.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     install_error_handlers(app)
     app.before_request(refuse_encoded_slashes)
     register(app, manual_clock=clock.manual)

@@ -24,6 +24,9 @@ WAITRESS_SETTINGS: dict[str, Any] = {
     "cleanup_interval": 5,
     "asyncore_use_poll": True,
     "backlog": 2048,
+    # Waitress buffers a body (to a temporary file past 512 KiB) before the app sees it; past this it
+    # answers 413 itself. The app's own limit (1 MiB) answers 413 in the API's error shape first.
+    "max_request_body_size": 16 * 1024 * 1024,
 }
 # Descriptors besides the connections: the database, snapshot copies, the listener, logs.
 _SPARE_DESCRIPTORS = 256

@@ -433,3 +433,15 @@ def test_a_full_database_answers_507_insufficient_storage_and_changes_nothing(
     assert error["errorCode"] == "INSUFFICIENT_STORAGE"
     assert "full" in error["detail"]
     assert everything(app, data_dir) == before
+
+
+def test_a_body_over_one_mib_is_refused_with_413_before_it_is_read(
+    client: ApiClient, app: Flask, data_dir: Path, world: str
+) -> None:
+    before = everything(app, data_dir)
+    huge = json.dumps({"description": "x" * (2 * 1024 * 1024)}).encode()
+    response = raw(client, "POST", f"/groups/{world}/clusters/rs1/backup/snapshots", huge, "application/json")
+    assert response.status_code == 413
+    assert response.get_json()["errorCode"] == "MALFORMED_REQUEST"
+    assert "too large" in response.get_json()["detail"]
+    assert everything(app, data_dir) == before
