@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -21,10 +22,12 @@ from shimkit import (
     enable_backup,
     parse_challenge,
 )
+from sqlalchemy import select
 from waitress.server import create_server
 
 from shim.app import create_app, shutdown
 from shim.config import Config
+from shim.store.models import DigestNonceUse
 
 Key = tuple[str, str]
 
@@ -168,3 +171,27 @@ def test_two_shim_processes_on_one_database_do_not_accept_the_same_nonce_count(
         assert send(other, "GET", uri, header)[0] == 401
     finally:
         shutdown(other)
+
+
+def test_used_nonce_counts_are_forgotten_once_their_nonce_expired(
+    app: Flask, client: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = app.extensions["cloudbackup"].service.store
+    auth = app.extensions["cloudbackup"].auth
+
+    def recorded() -> list[str]:
+        with store.read() as session:
+            return list(session.execute(select(DigestNonceUse.nonce)).scalars())
+
+    for _ in range(5):
+        assert client.get("/groups").status_code == 200
+    old = set(recorded())
+    assert len(recorded()) == 5 and len(old) == 1
+
+    # Later than the nonce's lifetime and the margin for clocks of other processes.
+    later = time.time() + auth.ttl + 120
+    monkeypatch.setattr("shim.auth.time.time", lambda: later)
+    assert client.get("/groups").status_code == 200  # answers the stale=true with a fresh nonce
+    assert client.get("/groups").status_code == 200
+
+    assert len(recorded()) == 2 and not old & set(recorded())
