@@ -105,7 +105,7 @@ def storage_is_full(error: BaseException) -> bool:
             continue
         if getattr(cause, "sqlite_errorcode", None) == _SQLITE_FULL:
             return True
-        if getattr(cause, "pgcode", None) == _PG_DISK_FULL:
+        if _PG_DISK_FULL in (getattr(cause, "sqlstate", None), getattr(cause, "pgcode", None)):
             return True
         if isinstance(cause, OSError) and cause.errno in _FULL_ERRNOS:
             return True
