@@ -49,18 +49,25 @@ def document(name: str) -> dict[str, Any]:
     return documents()[f"{PREFIX}{name}"]
 
 
+def _without_schema(doc: dict[str, Any]) -> dict[str, Any]:
+    """A document without its `$schema`: with it, jsonschema would validate a referenced document with the
+    stock validator that `$schema` names, not with the shim's, which reads patterns as ECMA-262 (all
+    documents are draft 2020-12)."""
+    return {key: value for key, value in doc.items() if key != "$schema"}
+
+
 @cache
 def registry() -> Registry[Any]:
     """Every document as a resource, so that $refs between them resolve."""
     return Registry().with_resources(
-        (uri, DRAFT202012.create_resource(doc)) for uri, doc in documents().items()
+        (uri, DRAFT202012.create_resource(_without_schema(doc))) for uri, doc in documents().items()
     )
 
 
 def with_documents(extra: dict[str, dict[str, Any]]) -> Registry[Any]:
     """The registry plus further documents (the shim's own), for validators that reach both."""
     resources: list[tuple[str, Resource[Any]]] = [
-        (uri, DRAFT202012.create_resource(doc)) for uri, doc in extra.items()
+        (uri, DRAFT202012.create_resource(_without_schema(doc))) for uri, doc in extra.items()
     ]
     return registry().with_resources(resources)
 

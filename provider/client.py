@@ -222,7 +222,10 @@ class Client:
             return None
         if algorithm not in _HASHES:
             return None
-        return _Challenge(realm, nonce, opaque or None, algorithm, qop or None)
+        # Other plugin processes answer the same saved nonce: the shim accepts each (nonce, nc) once, so
+        # this process counts from a random point of the 32-bit nc space rather than from 1.
+        start = int.from_bytes(os.urandom(4), "big") & 0x7FFF0000
+        return _Challenge(realm, nonce, opaque or None, algorithm, qop or None, start)
 
     def _save_challenge(self, challenge: _Challenge) -> None:
         path = self._challenge_file()

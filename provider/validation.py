@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -11,6 +10,7 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from provider.schema import Attribute, TypeSchema
+from shim.schema_files import ecma_regex
 
 
 def is_known(value: Any) -> bool:
@@ -26,9 +26,9 @@ def is_known(value: Any) -> bool:
 
 @cache
 def _validator(attribute: Attribute) -> Any:
-    from jsonschema import Draft202012Validator
+    from shim.schema_files import validator_class
 
-    return Draft202012Validator(dict(attribute.fragment))
+    return validator_class()(dict(attribute.fragment))
 
 
 # Keywords whose meaning `_accepts` reproduces exactly as jsonschema applies them; the rest are annotations.
@@ -58,7 +58,8 @@ def _quick_check(attribute: Attribute) -> Callable[[Any], bool] | None:
     enum = fragment.get("enum")
     if enum is not None and not all(isinstance(item, str) for item in enum):
         return None
-    pattern = re.compile(fragment["pattern"]) if "pattern" in fragment else None
+    # Read as JSON Schema means it (ECMA-262: `$` is the very end), as the shim reads it.
+    pattern = ecma_regex(fragment["pattern"]) if "pattern" in fragment else None
     low, high = fragment.get("minimum"), fragment.get("maximum")
     shortest, longest = fragment.get("minLength"), fragment.get("maxLength")
 

@@ -8,7 +8,7 @@ from flask import Flask
 
 from shim import logs, metrics
 from shim.api import page, register
-from shim.api.common import Runtime
+from shim.api.common import Runtime, refuse_encoded_slashes
 from shim.auth import DigestAuth, load_nonce_key
 from shim.clock import Clock, ManualClock, RealClock
 from shim.config import Config
@@ -19,6 +19,8 @@ from shim.service import Service
 from shim.store import Store, default_url
 
 log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -43,9 +45,12 @@ def create_app(config: Config | None = None) -> Flask:
 
     app = Flask("shim")
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # No request of the API is near 1 MiB; a larger body is refused (413) before it is read into memory.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     install_error_handlers(app)
     logs.install_access_log(app)
     metrics.install(app, service)
+    app.before_request(refuse_encoded_slashes)
     register(app, manual_clock=clock.manual)
     app.register_blueprint(page.blueprint())
     runtime = Runtime(config, service, auth)

@@ -12,16 +12,18 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shim.errors import ORG_API_KEY_REQUIRED, READ_ONLY_API_KEY, UNAUTHORIZED, ApiError
+from shim.errors import DIGEST_NONCE_REUSED, ORG_API_KEY_REQUIRED, READ_ONLY_API_KEY, UNAUTHORIZED, ApiError
 from shim.store import Store
-from shim.store.models import ApiKey, Setting
+from shim.store.models import ApiKey, DigestNonceUse, Setting
 
 REALM = "cloudbackup"
 KEY_RECHECK_SECONDS = 5.0
@@ -33,6 +35,8 @@ ALGORITHMS = {
     "SHA-256": hashlib.sha256,
     "SHA-256-SESS": hashlib.sha256,
 }
+QOPS = ("auth", "auth-int")
+_NC = re.compile(r"^[0-9a-fA-F]{1,8}$")
 _PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]+)')
 
 
@@ -124,9 +128,12 @@ class _Key:
 
 
 class DigestAuth:
-    """Stateless Digest: nonces are HMAC-signed timestamps, so any process on the database accepts them.
+    """Digest with HMAC-signed timestamp nonces, which any process on the database accepts, and replay
+    protection: each (nonce, nc) pair is accepted once, recorded under a unique key in the shared database.
 
-    Nonce counts are not tracked (that would need state); a nonce is good for its lifetime.
+    The database, not the issuing process, keeps the used pairs so that clients behind a load balancer
+    spreading requests over several shims need no stickiness (binding nonces to a process would answer
+    them stale=true at every switch). The cost is one small insert per authenticated request.
     """
 
     def __init__(self, store: Store, nonce_key: bytes, *, nonce_ttl_seconds: int = 300) -> None:
@@ -139,6 +146,7 @@ class DigestAuth:
         self._keys: dict[str, tuple[_Key, float]] = {}
         self._keys_lock = threading.Lock()
         self._last_used_written: dict[str, float] = {}
+        self._next_prune = 0.0
 
     # nonces
 
@@ -168,7 +176,7 @@ class DigestAuth:
         return [
             (
                 "WWW-Authenticate",
-                f'Digest realm="{REALM}", qop="auth", nonce="{nonce}", opaque="{self.opaque}", '
+                f'Digest realm="{REALM}", qop="auth,auth-int", nonce="{nonce}", opaque="{self.opaque}", '
                 f"algorithm={algorithm}{extra}",
             )
             for algorithm in ("MD5", "SHA-256")
@@ -211,8 +219,38 @@ class DigestAuth:
 
     # verification
 
-    def authenticate(self, method: str, request_uri: str, header: str | None) -> Principal:
-        """The key that signed this request, or a 401 carrying fresh challenges."""
+    def _spend(self, nonce: str, nc: int) -> bool:
+        """Record (nonce, nc) as used; False when some process already accepted it."""
+        issued = self.nonce_issued(nonce)
+        expires = datetime.fromtimestamp(issued + self.ttl, UTC)
+        now = time.time()
+        try:
+            with self.store.write() as session:
+                session.execute(insert(DigestNonceUse).values(nonce=nonce, nc=nc, expires_at=expires))
+                if now >= self._next_prune:
+                    # Pairs of expired nonces can go: an expired nonce is refused before this check.
+                    self._next_prune = now + max(self.ttl / 4, 1)
+                    cutoff = datetime.fromtimestamp(now - 60, UTC)
+                    session.execute(delete(DigestNonceUse).where(DigestNonceUse.expires_at < cutoff))
+        except IntegrityError:
+            return False
+        return True
+
+    def nonce_issued(self, nonce: str) -> float:
+        raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+        return float(struct.unpack(">d", raw[:8])[0])
+
+    def authenticate(
+        self,
+        method: str,
+        request_uri: str,
+        header: str | None,
+        body: Callable[[], bytes] = lambda: b"",
+    ) -> Principal:
+        """The key that signed this request, or a 401 carrying fresh challenges.
+
+        `body` gives the request body, read only for qop=auth-int (whose signature covers it).
+        """
         if not header:
             raise self._refuse(
                 "This API needs HTTP Digest authentication with an API key pair "
@@ -248,19 +286,38 @@ class DigestAuth:
         a1 = (
             h(f"{base}:{params['nonce']}:{params.get('cnonce', '')}") if algorithm.endswith("-SESS") else base
         )
-        a2 = h(f"{method}:{params['uri']}")
         qop = params.get("qop")
         if qop:
-            if qop.lower() != "auth" or "nc" not in params or "cnonce" not in params:
-                raise self._refuse('Only qop="auth" with nc and cnonce is supported.')
+            if qop.lower() not in QOPS or "cnonce" not in params or not _NC.match(params.get("nc", "")):
+                raise self._refuse(
+                    'Use qop="auth" or qop="auth-int" with nc (eight hexadecimal digits) and cnonce.'
+                )
+            if qop.lower() == "auth-int":
+                a2 = h(f"{method}:{params['uri']}:{hash_fn(body()).hexdigest()}")
+            else:
+                a2 = h(f"{method}:{params['uri']}")
             expected = h(f"{a1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:{qop}:{a2}")
+            nc = int(params["nc"], 16)
         else:
+            # RFC 2069 style (no qop, no nc): the nonce itself may be used once.
+            a2 = h(f"{method}:{params['uri']}")
             expected = h(f"{a1}:{params['nonce']}:{a2}")
+            nc = -1
         if not hmac.compare_digest(expected, params["response"].lower()):
             raise self._refuse(f"Wrong private key for API key {params['username']!r}.")
         if state == "stale":
             # The credentials were right; the client only has to answer a fresh nonce.
             raise self._refuse("The Digest nonce expired; answer the new one.", stale=True)
+        if not self._spend(params["nonce"], nc):
+            # stale=true: a client that lost count re-signs with a fresh nonce; a replayer holds no key.
+            raise ApiError(
+                401,
+                DIGEST_NONCE_REUSED,
+                f"This Digest nonce was already used with nc={params.get('nc', '(none)')}: each request "
+                "must be signed anew with the next nc (a replayed request is refused); answer the fresh "
+                "challenge.",
+                headers=self.challenges(stale=True),
+            )
         self._note_use(params["username"])
         return Principal(params["username"], key.project_id, key.read_only)
 

@@ -176,7 +176,12 @@ def serve(args: argparse.Namespace) -> int:
             # One line naming what to fix: a traceback would bury it.
             print(f"cloudbackup: cannot start: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
             return 2
-        server = create_server(app, sockets=[listener], threads=args.threads, ident="cloudbackup")
+        from shim.serving import WAITRESS_SETTINGS, raise_open_file_limit
+
+        raise_open_file_limit()
+        server = create_server(
+            app, sockets=[listener], threads=args.threads, ident="cloudbackup", **WAITRESS_SETTINGS
+        )
         port = listener.getsockname()[1]
         if args.metrics_listen:
             metrics_listener = start_metrics_listener(app, *args.metrics_listen)

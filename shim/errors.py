@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -34,6 +35,10 @@ RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 STORAGE_ERROR = "STORAGE_ERROR"
 UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
+# A Digest (nonce, nc) pair answered a second time: a replayed request.
+DIGEST_NONCE_REUSED = "DIGEST_NONCE_REUSED"
+# The database's disk (or its size limit) is full.
+INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
 
 
 class ApiError(Exception):
@@ -88,6 +93,26 @@ def not_found(code: str, what: str) -> ApiError:
     return ApiError(404, code, what)
 
 
+# SQLITE_FULL; PostgreSQL's disk_full; the OS's "no space" and "file too large" (a size limit).
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_is_full(error: BaseException) -> bool:
+    """Whether an error, or the database driver's error it wraps, says the disk is full."""
+    for cause in (error, getattr(error, "orig", None), error.__cause__):
+        if cause is None:
+            continue
+        if getattr(cause, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        if _PG_DISK_FULL in (getattr(cause, "sqlstate", None), getattr(cause, "pgcode", None)):
+            return True
+        if isinstance(cause, OSError) and cause.errno in _FULL_ERRNOS:
+            return True
+    return False
+
+
 def install_error_handlers(app: Flask) -> None:
     """Answer every error in JSON, never HTML: the API's own, HTTP ones, and unexpected ones."""
 
@@ -120,6 +145,19 @@ def install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
+        if storage_is_full(error):
+            # The transaction was rolled back: the request changed nothing, and can be sent again once
+            # there is room.
+            log.error("the database's storage is full: %s", error)
+            return error_response(
+                ApiError(
+                    507,
+                    INSUFFICIENT_STORAGE,
+                    "The shim's database storage is full, so the request was not carried out and nothing "
+                    "changed. Free space on the data directory's disk (or the database server's), then "
+                    "send the request again.",
+                )
+            )
         log.exception("unexpected error while answering a request")
         return error_response(
             ApiError(500, UNEXPECTED_ERROR, "An unexpected error occurred; the shim's log has the details.")

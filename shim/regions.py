@@ -1,4 +1,4 @@
-"""The Azure region names a cluster on Azure may use."""
+"""The region names a cluster may use, per cloud provider."""
 
 # Public Azure regions as `az account list-locations` names them (the `name` field).
 AZURE_REGIONS: frozenset[str] = frozenset(
@@ -60,3 +60,108 @@ AZURE_REGIONS: frozenset[str] = frozenset(
         "westus3",
     }
 )
+
+# AWS regions as the AWS CLI names them (`aws ec2 describe-regions`).
+AWS_REGIONS: frozenset[str] = frozenset(
+    {
+        "af-south-1",
+        "ap-east-1",
+        "ap-east-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "ca-central-1",
+        "ca-west-1",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "il-central-1",
+        "me-central-1",
+        "me-south-1",
+        "mx-central-1",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-gov-east-1",
+        "us-gov-west-1",
+        "us-west-1",
+        "us-west-2",
+    }
+)
+
+# Google Cloud regions as gcloud names them (`gcloud compute regions list`).
+GCP_REGIONS: frozenset[str] = frozenset(
+    {
+        "africa-south1",
+        "asia-east1",
+        "asia-east2",
+        "asia-northeast1",
+        "asia-northeast2",
+        "asia-northeast3",
+        "asia-south1",
+        "asia-south2",
+        "asia-southeast1",
+        "asia-southeast2",
+        "australia-southeast1",
+        "australia-southeast2",
+        "europe-central2",
+        "europe-north1",
+        "europe-north2",
+        "europe-southwest1",
+        "europe-west1",
+        "europe-west10",
+        "europe-west12",
+        "europe-west2",
+        "europe-west3",
+        "europe-west4",
+        "europe-west6",
+        "europe-west8",
+        "europe-west9",
+        "me-central1",
+        "me-central2",
+        "me-west1",
+        "northamerica-northeast1",
+        "northamerica-northeast2",
+        "northamerica-south1",
+        "southamerica-east1",
+        "southamerica-west1",
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-east5",
+        "us-south1",
+        "us-west1",
+        "us-west2",
+        "us-west3",
+        "us-west4",
+    }
+)
+
+
+# Per provider: its regions, its name with an article, and how a user finds region names.
+PROVIDER_REGIONS: dict[str, tuple[frozenset[str], str, str]] = {
+    "AZURE": (
+        AZURE_REGIONS,
+        "an Azure",
+        "eastus2 or westeurope (as `az account list-locations` prints them)",
+    ),
+    "AWS": (AWS_REGIONS, "an AWS", "us-east-1 or eu-west-1 (as `aws ec2 describe-regions` prints them)"),
+    "GCP": (
+        GCP_REGIONS,
+        "a Google Cloud",
+        "us-central1 or europe-west4 (as `gcloud compute regions list` prints them)",
+    ),
+}

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shim.regions import AZURE_REGIONS
+from shim.regions import PROVIDER_REGIONS
 
 CLOUD_PROVIDER_SNAPSHOTS = "CLOUD_PROVIDER_SNAPSHOTS"
 CONTINUOUS = "CONTINUOUS"
@@ -203,16 +203,17 @@ def preferred_region(regions: Mapping[str, RegionSpec]) -> str:
 def region_refusals(provider_name: str, regions: Mapping[str, RegionSpec]) -> list[Refusal]:
     """A cluster's regions exist on its provider, and exactly one is preferred; no two share a priority."""
     refusals: list[Refusal] = []
-    if provider_name == SUPPORTED_PROVIDER:
+    known = PROVIDER_REGIONS.get(provider_name)
+    if known is not None:
+        names, label, examples = known
         for name in sorted(regions):
-            if name not in AZURE_REGIONS:
-                close = difflib.get_close_matches(name.lower(), sorted(AZURE_REGIONS), n=1)
+            if name not in names:
+                close = difflib.get_close_matches(name.lower(), sorted(names), n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
                 refusals.append(
                     Refusal(
                         "INVALID_REGION",
-                        f"'{name}' is not an Azure region. Use an Azure region name such as eastus2 or "
-                        f"westeurope (as `az account list-locations` prints them).{hint}",
+                        f"'{name}' is not {label} region. Use {label} region name such as {examples}.{hint}",
                         f"{REGIONS}/{name}",
                     )
                 )

@@ -103,11 +103,16 @@ def registry() -> Registry:
 
 @cache
 def validator(ref: str) -> Draft202012Validator:
-    """A validator for the body schema `ref` points at."""
-    return Draft202012Validator({"$ref": ref}, registry=registry())
+    """A validator for the body schema `ref` points at (patterns read as ECMA-262, as JSON Schema means)."""
+    validator_class: type[Draft202012Validator] = schema_files.validator_class()
+    return validator_class({"$ref": ref}, registry=registry())
 
 
 # --- reading and validating request bodies ----------------------------------------------------------
+
+
+# The deepest body of the API nests 4 levels (cluster > replicationSpecs > [0] > regionsConfig > region).
+MAX_BODY_DEPTH = 32
 
 
 class JsonObject(dict[str, Any]):
@@ -138,15 +143,40 @@ def parse_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
             f"The request body must be JSON sent with Content-Type: application/json, not "
             f"{mimetype or 'no Content-Type'}.",
         )
+    too_deep = ApiError(
+        400,
+        MALFORMED_REQUEST,
+        f"The request body is nested more than {MAX_BODY_DEPTH} levels deep; no request of this API "
+        "needs that.",
+    )
     try:
         body = json.loads(raw, object_pairs_hook=_pairs_hook)
+    except RecursionError:
+        raise too_deep from None
     except (UnicodeDecodeError, ValueError) as error:
         raise ApiError(400, MALFORMED_REQUEST, f"The request body is not valid JSON: {error}.") from None
+    if _depth(body) > MAX_BODY_DEPTH:
+        # Validation and the duplicate-key walk recurse: a deep body must stop here, not at Python's limit.
+        raise too_deep
     if not isinstance(body, dict):
         raise ApiError(
             400, MALFORMED_REQUEST, f"The request body must be a JSON object, not {type(body).__name__}."
         )
     return body
+
+
+def _depth(node: Any) -> int:
+    """How deeply arrays and objects nest in a parsed body, counted without recursion."""
+    deepest = 0
+    pending = [(node, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            pending.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
 
 
 def duplicate_keys(node: Any, pointer: str = "") -> list[tuple[str, str]]:

@@ -38,8 +38,10 @@ def digest_authorization(
     challenge: dict[str, str],
     nc: int,
     algorithm: str = "MD5",
+    qop: str = "auth",
+    body: bytes = b"",
 ) -> str:
-    """An Authorization header answering `challenge` (qop=auth), as RFC 7616 computes it."""
+    """An Authorization header answering `challenge` (qop=auth, or auth-int signing `body`), per RFC 7616."""
     hash_fn = hashlib.sha256 if algorithm.upper().startswith("SHA-256") else hashlib.md5
 
     def h(text: str) -> str:
@@ -48,11 +50,11 @@ def digest_authorization(
     cnonce = secrets.token_hex(8)
     count = f"{nc:08x}"
     ha1 = h(f"{user}:{challenge['realm']}:{password}")
-    ha2 = h(f"{method}:{uri}")
-    response = h(f"{ha1}:{challenge['nonce']}:{count}:{cnonce}:auth:{ha2}")
+    ha2 = h(f"{method}:{uri}:{hash_fn(body).hexdigest()}" if qop == "auth-int" else f"{method}:{uri}")
+    response = h(f"{ha1}:{challenge['nonce']}:{count}:{cnonce}:{qop}:{ha2}")
     return (
         f'Digest username="{user}", realm="{challenge["realm"]}", nonce="{challenge["nonce"]}", uri="{uri}", '
-        f'algorithm={algorithm}, qop=auth, nc={count}, cnonce="{cnonce}", response="{response}", '
+        f'algorithm={algorithm}, qop={qop}, nc={count}, cnonce="{cnonce}", response="{response}", '
         f'opaque="{challenge.get("opaque", "")}"'
     )
 

@@ -14,7 +14,9 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 def _authenticate() -> None:
     environ = request.environ
     uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or request.full_path.rstrip("?")
-    principal = runtime().auth.authenticate(request.method, uri, request.headers.get("Authorization"))
+    principal = runtime().auth.authenticate(
+        request.method, uri, request.headers.get("Authorization"), lambda: request.get_data(cache=True)
+    )
     g.principal = principal
     if request.method not in READS:
         principal.require_write()

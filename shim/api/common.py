@@ -32,6 +32,23 @@ class Runtime:
     scheduler: Scheduler | None = None
 
 
+_ENCODED_SLASH = re.compile(r"%2f", re.IGNORECASE)
+
+
+def refuse_encoded_slashes() -> None:
+    """Refuse a path with %2F in it: WSGI decodes it into PATH_INFO, where it would split a segment in two
+    (`clusters/c1%2fbackup` would reach c1's backup). No name of this API may contain a slash."""
+    environ = request.environ
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+    if _ENCODED_SLASH.search(raw.partition("?")[0]):
+        raise ApiError(
+            400,
+            MALFORMED_REQUEST,
+            "The path contains an encoded slash (%2F); names in this API have no slashes, so send each "
+            "path segment without one.",
+        )
+
+
 def runtime() -> Runtime:
     return current_app.extensions["cloudbackup"]
 

@@ -27,7 +27,18 @@ def _v2_api_key_last_used(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE api_keys ADD COLUMN last_used_at TIMESTAMP"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial_tables, _v2_api_key_last_used]
+def _v3_digest_nonce_uses(conn: Connection) -> None:
+    # Digest replay protection: the (nonce, nc) pairs already accepted.
+    from shim.store.models import DigestNonceUse
+
+    DigestNonceUse.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_initial_tables,
+    _v2_api_key_last_used,
+    _v3_digest_nonce_uses,
+]
 LATEST = len(MIGRATIONS)
 
 

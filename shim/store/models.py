@@ -142,3 +142,14 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # When a request last authenticated with the key (`cloudbackup keys list`); written at most once a minute.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
+
+
+class DigestNonceUse(Base):
+    """A (nonce, nc) pair a Digest request was accepted with: the unique key refuses its replay in every
+    process on the database. Rows are pruned once the nonce has expired (expired nonces are refused)."""
+
+    __tablename__ = "digest_nonce_uses"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nc: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -95,7 +95,7 @@ def test_two_backups_asking_one_new_project_for_different_methods_fail_the_plan(
         ({"size": "M5"}, "not available for M5 clusters. Disable backup first"),
         ({"cluster_type": "SHARDED"}, "available for replica sets only. Disable backup first"),
         (
-            {"provider": "GCP", "regions": (("eastus2", 7), ("westus2", 6))},
+            {"provider": "GCP", "regions": (("us-central1", 7), ("us-east1", 6))},
             "Azure-backed clusters only. Disable backup first",
         ),
     ],

@@ -36,7 +36,8 @@ def test_a_request_without_credentials_gets_401_with_digest_challenges_and_the_e
     values = response.headers.getlist("WWW-Authenticate")
     assert [parse_challenge(v)["algorithm"] for v in values] == ["MD5", "SHA-256"]
     assert all(
-        parse_challenge(v)["qop"] == "auth" and parse_challenge(v)["realm"] == "cloudbackup" for v in values
+        parse_challenge(v)["qop"] == "auth,auth-int" and parse_challenge(v)["realm"] == "cloudbackup"
+        for v in values
     )
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from shimkit import ApiClient, cluster_body, create_cluster, create_project, enable_backup
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from shim.store.models import Base
 
@@ -18,9 +21,11 @@ def everything(app: Flask, data_dir: Path) -> tuple[dict[str, list[tuple]], dict
     """Every row of every table, and every file of storage with its size and modification time."""
     store = app.extensions["cloudbackup"].service.store
     with store.read() as session:
+        # Digest's record of used (nonce, nc) pairs grows with every request, bad or not: not data.
         rows = {
             table.name: sorted(map(tuple, session.execute(select(table)).all()), key=repr)
             for table in Base.metadata.sorted_tables
+            if table.name != "digest_nonce_uses"
         }
     files = {
         str(path.relative_to(data_dir)): (path.stat().st_size, path.stat().st_mtime_ns)
@@ -136,6 +141,40 @@ CLUSTER_CASES = [
     ),
     ("a disk of 0 GiB", cluster_with(diskSizeGB=0), "INVALID_ATTRIBUTE", "/diskSizeGB"),
     ("a duplicate name", cluster_with(name="rs1"), "DUPLICATE_CLUSTER_NAME", "/name"),
+    ("a name ending in a newline", cluster_with(name="abc\n"), "INVALID_ATTRIBUTE", "/name"),
+    (
+        "a region ending in a newline",
+        cluster_with(replicationSpecs=regions({"eastus2\n": {}})),
+        "INVALID_ATTRIBUTE",
+        "/replicationSpecs/0/regionsConfig/eastus2\n",
+    ),
+    (
+        "an AWS region that AWS does not have",
+        cluster_with(
+            providerSettings={"providerName": "AWS", "instanceSizeName": "M10"},
+            replicationSpecs=regions({"_": {}}),
+        ),
+        "INVALID_REGION",
+        "/replicationSpecs/0/regionsConfig/_",
+    ),
+    (
+        "an AWS region ending in a newline",
+        cluster_with(
+            providerSettings={"providerName": "AWS", "instanceSizeName": "M10"},
+            replicationSpecs=regions({"us-east-1\n": {}}),
+        ),
+        "INVALID_ATTRIBUTE",
+        "/replicationSpecs/0/regionsConfig/us-east-1\n",
+    ),
+    (
+        "a Google Cloud region that Google Cloud does not have",
+        cluster_with(
+            providerSettings={"providerName": "GCP", "instanceSizeName": "M10"},
+            replicationSpecs=regions({"_": {}}),
+        ),
+        "INVALID_REGION",
+        "/replicationSpecs/0/regionsConfig/_",
+    ),
 ]
 
 
@@ -213,6 +252,7 @@ OTHER_CASES = [
     ("POST", "/groups", {"name": ""}, "INVALID_ATTRIBUTE", "/name"),
     ("POST", "/groups", {"name": "ok", "orgId": "x"}, "INVALID_ATTRIBUTE", "/orgId"),
     ("POST", "/groups", {"name": "proj"}, "DUPLICATE_PROJECT_NAME", "/name"),
+    ("POST", "/groups", {"name": "proj\n"}, "INVALID_ATTRIBUTE", "/name"),
     ("PATCH", "/groups/{p}/clusters/rs1", {}, "INVALID_ATTRIBUTE", "/"),
     ("PATCH", "/groups/{p}/clusters/rs1", {"name": "renamed"}, "INVALID_ATTRIBUTE", "/name"),
     ("PATCH", "/groups/{p}/clusters/rs1", {"diskSizeGB": -1}, "INVALID_ATTRIBUTE", "/diskSizeGB"),
@@ -320,3 +360,88 @@ def test_an_unexpected_failure_answers_json_500_without_details(
     assert response.status_code == 500 and response.is_json
     body = response.get_json()
     assert body["errorCode"] == "UNEXPECTED_ERROR" and "secret" not in body["detail"]
+
+
+def test_json_nested_990_levels_is_a_malformed_request_not_a_server_error(
+    client: ApiClient, app: Flask, data_dir: Path, world: str
+) -> None:
+    before = everything(app, data_dir)
+    for depth in (990, 100_000):
+        nested = b'{"name": ' + b"[" * depth + b"]" * depth + b"}"
+        response = raw(client, "POST", f"/groups/{world}/clusters", nested, "application/json")
+        assert response.status_code == 400, response.get_json()
+        error = response.get_json()
+        assert error["errorCode"] == "MALFORMED_REQUEST" and "nested" in error["detail"]
+    assert everything(app, data_dir) == before
+
+
+@pytest.mark.parametrize("slash", ["%2f", "%2F"])
+def test_an_encoded_slash_in_a_path_segment_is_refused_and_never_splits_the_path(
+    client: ApiClient, app: Flask, data_dir: Path, world: str, slash: str
+) -> None:
+    before = everything(app, data_dir)
+    response = client.delete(f"/groups/{world}/clusters/rs1{slash}backup")
+    assert response.status_code == 400
+    error = response.get_json()
+    assert error["errorCode"] == "MALFORMED_REQUEST" and "%2F" in error["detail"]
+    assert client.get(f"/groups/{world}/clusters/rs1").get_json()["providerBackupEnabled"] is True
+    assert everything(app, data_dir) == before
+
+
+@pytest.fixture
+def full_database(app: Flask, data_dir: Path) -> Callable[[], None]:
+    """Makes the SQLite database full, as a full disk would: it may not grow by one page more, and a
+    ballast table (no table of the shim's) has taken every free page."""
+    store = app.extensions["cloudbackup"].service.store
+
+    def cap(dbapi_connection: Any, _record: Any = None) -> None:
+        cursor = dbapi_connection.cursor()
+        pages = cursor.execute("PRAGMA page_count").fetchone()[0]
+        cursor.execute(f"PRAGMA max_page_count={pages}")
+        cursor.close()
+
+    def fill() -> None:
+        event.listen(store.engine, "connect", cap)
+        store.engine.dispose()
+        ballast = sqlite3.connect(data_dir / "cloudbackup.db", isolation_level=None)
+        ballast.execute("CREATE TABLE ballast (data BLOB)")
+        cap(ballast)
+        for size in (4000, 400, 40):
+            try:
+                while True:
+                    ballast.execute("INSERT INTO ballast VALUES (?)", (os.urandom(size),))
+            except sqlite3.OperationalError as error:
+                assert "full" in str(error)
+        ballast.close()
+
+    return fill
+
+
+def test_a_full_database_answers_507_insufficient_storage_and_changes_nothing(
+    client: ApiClient, app: Flask, data_dir: Path, world: str, full_database: Callable[[], None]
+) -> None:
+    full_database()
+    # Each cluster takes room in the database; one of them meets the full disk, whichever write that is.
+    for number in range(400):
+        before = everything(app, data_dir)
+        body = cluster_with(name=f"c{number}", replicationSpecs=regions({"eastus2": {"electableNodes": 1}}))
+        response = client.post(f"/groups/{world}/clusters", body)
+        if response.status_code != 201:
+            break
+    assert response.status_code == 507, response.get_json()
+    error = response.get_json()
+    assert error["errorCode"] == "INSUFFICIENT_STORAGE"
+    assert "full" in error["detail"]
+    assert everything(app, data_dir) == before
+
+
+def test_a_body_over_one_mib_is_refused_with_413_before_it_is_read(
+    client: ApiClient, app: Flask, data_dir: Path, world: str
+) -> None:
+    before = everything(app, data_dir)
+    huge = json.dumps({"description": "x" * (2 * 1024 * 1024)}).encode()
+    response = raw(client, "POST", f"/groups/{world}/clusters/rs1/backup/snapshots", huge, "application/json")
+    assert response.status_code == 413
+    assert response.get_json()["errorCode"] == "MALFORMED_REQUEST"
+    assert "too large" in response.get_json()["detail"]
+    assert everything(app, data_dir) == before

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from shimkit import ApiClient, all_stored_ids, create_cluster, create_project, enable_backup
+from shimkit import (
+    ApiClient,
+    all_stored_ids,
+    create_cluster,
+    create_project,
+    enable_backup,
+    member_volumes,
+    write_volume_data,
+)
 from sqlalchemy import select, update
 
 from shim.app import create_app, shutdown
@@ -186,11 +194,19 @@ def test_an_unfinished_creation_is_finished_at_start(
     assert all_stored_ids(data_dir) == {rows[0].id}
 
 
-def test_a_queued_restore_job_runs_at_start(client: ApiClient, restart: Restarter, data_dir: Path) -> None:
+def test_a_queued_restore_job_runs_at_start(
+    app: Flask, client: ApiClient, restart: Restarter, data_dir: Path
+) -> None:
     project_id = create_project(client)
     create_cluster(client, project_id)
     create_cluster(client, project_id, "dst")
+    data = b"the data the snapshot holds " * 100
+    for handle in member_volumes(app, project_id, "rs1").values():
+        write_volume_data(data_dir, handle, data, offset=4096)
     enable_backup(client, project_id)
+    target_handles = list(member_volumes(app, project_id, "dst").values())
+    for handle in target_handles:
+        write_volume_data(data_dir, handle, b"x" * len(data), offset=4096)
     (snapshot,) = snapshot_rows(restart)
     with restart.store().read() as session:
         target = session.execute(select(Cluster).where(Cluster.name == "dst")).scalar_one()
@@ -223,3 +239,8 @@ def test_a_queued_restore_job_runs_at_start(client: ApiClient, restart: Restarte
     client = restart()
     job = client.get(f"/groups/{project_id}/clusters/rs1/backup/restoreJobs/{job_id}").get_json()
     assert job["status"] == "completed"
+    # The restore really ran: every target volume now holds the snapshot's data.
+    for handle in target_handles:
+        with open(data_dir / handle, "rb") as volume:
+            volume.seek(4096)
+            assert volume.read(len(data)) == data, handle

@@ -93,10 +93,17 @@ def test_deleting_a_volume_removes_the_disk(
 def test_deleting_a_volume_that_is_gone_is_fine(
     azure_driver: AzureDriver, arm: ArmServer, missing_status: int
 ) -> None:
+    kept = azure_driver.create_volume(SPEC)
     arm.delete_missing_status = missing_status
-    azure_driver.delete_volume(
-        f"/subscriptions/{arm.subscription_id}/resourceGroups/cloudbackup-test/providers/Microsoft.Compute/disks/gone"
-    )
+    group = f"/subscriptions/{arm.subscription_id}/resourceGroups/cloudbackup-test"
+    gone = f"{group}/providers/Microsoft.Compute/disks/gone"
+
+    azure_driver.delete_volume(gone)  # raises nothing: the volume is gone, as wanted
+
+    # Azure was asked (the driver did not skip the call), answered that status, and nothing else went.
+    (delete,) = arm.requests_matching("DELETE", "/disks/gone$")
+    assert delete.status == missing_status
+    assert arm.resource(kept) is not None
 
 
 def test_a_handle_that_is_not_a_disks_arm_id_is_refused(azure_driver: AzureDriver) -> None:

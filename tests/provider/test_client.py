@@ -69,6 +69,21 @@ def test_a_later_plugin_start_reuses_the_saved_digest_challenge(
     assert [status for *_, status, _ in recorder.seen] == [200]
 
 
+def test_plugin_starts_sharing_a_saved_challenge_never_send_a_nonce_count_twice(
+    served: tuple[str, Recorder], org_key: tuple[str, str]
+) -> None:
+    url, recorder = served
+    Client(url, *org_key).get("/groups")
+    recorder.seen.clear()
+    # Each plugin process answers the same saved nonce; the shim accepts each (nonce, nc) once, so a
+    # count reused by a later process would cost it a 401 and a new challenge.
+    clients = [Client(url, *org_key) for _ in range(6)]
+    for _ in range(3):
+        for client in clients:
+            client.request("GET", "/groups")
+    assert [status for *_, status, _ in recorder.seen] == [200] * 18
+
+
 def test_a_stale_saved_challenge_costs_one_round_trip_not_an_error(
     served: tuple[str, Recorder], org_key: tuple[str, str]
 ) -> None:

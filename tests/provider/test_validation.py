@@ -22,6 +22,9 @@ SAMPLES = [
     "0123456789abcdef01234567",
     "0123456789ABCDEF01234567",
     "orders-1",
+    "orders-1\n",
+    "eastus2\n",
+    "30m\n",
     "-orders",
     "bad value!",
     "30m",
@@ -64,6 +67,15 @@ def test_the_quick_check_accepts_exactly_what_jsonschema_accepts(
     for value in SAMPLES:
         valid = not list(_validator(attribute).iter_errors(value))
         assert quick(value) == valid, f"{name}: {value!r}"
+
+
+def test_a_name_with_a_trailing_newline_is_invalid_in_terraform_as_in_the_api() -> None:
+    attributes = dict(settable_attributes())
+    for name in ("cloudbackup_cluster.name", "cloudbackup_project.name", "cloudbackup_cluster.region.name"):
+        attribute = attributes[name]
+        value = "orders-1" if name != "cloudbackup_cluster.region.name" else "eastus2"
+        assert _quick_check(attribute)(value)  # type: ignore[misc]
+        assert list(_validator(attribute).iter_errors(value + "\n")), name
 
 
 def test_a_valid_configuration_is_validated_without_importing_jsonschema() -> None:

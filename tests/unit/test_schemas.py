@@ -18,9 +18,64 @@ def refused(body: dict[str, Any], ref: str = schemas.CLUSTER) -> ApiError:
     return caught.value
 
 
-def test_every_schema_document_is_in_the_registry() -> None:
-    for uri in schema_files.documents():
-        assert schemas.registry().contents(uri) == schema_files.documents()[uri]
+def refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["$ref"]] if isinstance(node.get("$ref"), str) else []) + [
+            ref for value in node.values() for ref in refs(value)
+        ]
+    if isinstance(node, list):
+        return [ref for value in node for ref in refs(value)]
+    return []
+
+
+def test_every_reference_in_every_schema_document_resolves_to_a_schema() -> None:
+    resolver = schemas.registry().resolver()
+    found = 0
+    for uri, document in schema_files.documents().items():
+        for ref in refs(document):
+            target = resolver.lookup(ref if ref.startswith("urn:") else uri + ref).contents
+            assert isinstance(target, dict) and target, f"{uri}: {ref}"
+            found += 1
+    assert found > 10
+
+
+@pytest.mark.parametrize(
+    ("ref", "body", "field"),
+    [
+        (schemas.CLUSTER, {**cluster_body(), "name": "-starts-with-a-hyphen"}, "/name"),
+        (schemas.RESTORE_JOB, {"snapshotId": "xyz", "targetClusterName": "rs1"}, "/snapshotId"),
+        (schemas.RESTORE_JOB, {"snapshotId": "0" * 24, "targetClusterName": "rs 1"}, "/targetClusterName"),
+    ],
+)
+def test_rules_defined_in_the_common_document_are_enforced_where_other_documents_refer_to_them(
+    ref: str, body: dict[str, Any], field: str
+) -> None:
+    assert refused(body, ref).parameters[0] == field
+
+
+@pytest.mark.parametrize(
+    ("ref", "body", "field"),
+    [
+        (schemas.CLUSTER, {**cluster_body(), "name": "abc\n"}, "/name"),
+        (schemas.PROJECT, {"name": "proj\n"}, "/name"),
+        (schemas.RESTORE_JOB, {"snapshotId": "0" * 24 + "\n", "targetClusterName": "rs1"}, "/snapshotId"),
+        (
+            schemas.CLUSTER,
+            {**cluster_body(), "replicationSpecs": [{"regionsConfig": {"eastus2\n": {}}}]},
+            "/replicationSpecs/0/regionsConfig/eastus2\n",
+        ),
+    ],
+)
+def test_a_pattern_ending_in_dollar_refuses_a_value_with_a_trailing_newline_as_json_schema_means(
+    ref: str, body: dict[str, Any], field: str
+) -> None:
+    assert refused(body, ref).parameters[0] == field
+
+
+def test_ecma_patterns_keep_dollar_signs_that_are_escaped_or_inside_a_class() -> None:
+    assert schema_files.ecma_regex(r"^a\$$").search("a$")
+    assert not schema_files.ecma_regex(r"^a\$$").search("a$\n")
+    assert schema_files.ecma_regex(r"^[$a]+$").search("$a$")
 
 
 def test_a_valid_cluster_passes_and_so_does_a_minimal_one() -> None:
