@@ -9,8 +9,8 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
+from contract.patterns import ecma_regex
 from provider.schema import Attribute, TypeSchema
-from shim.schema_files import ecma_regex
 
 
 def is_known(value: Any) -> bool:
@@ -26,7 +26,7 @@ def is_known(value: Any) -> bool:
 
 @cache
 def _validator(attribute: Attribute) -> Any:
-    from shim.schema_files import validator_class
+    from contract.patterns import validator_class
 
     return validator_class()(dict(attribute.fragment))
 

@@ -14,6 +14,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry
 
 from contract import documents as contract_documents
+from shim import schema_files
 from shim.errors import INVALID_ATTRIBUTE, MALFORMED_REQUEST, ApiError
 
 BASE_PATH = "/api/atlas/v1.0"
