@@ -24,7 +24,14 @@ SUMMARIES = {
     "INVALID_REGION_PRIORITY": "Invalid region priorities",
     "DISK_SIZE_DECREASE_NOT_SUPPORTED": "Disk size cannot shrink",
     "RESTORE_INVALID": "The snapshot cannot be restored into that target",
-    "UNAUTHORIZED": "The cloudbackup API refused the API key",
+    "USER_UNAUTHORIZED": "The cloudbackup API refused the API key",
+    "READ_ONLY_API_KEY": "The API key is read-only",
+    "ORG_API_KEY_REQUIRED": "Creating a project needs an organization API key",
+    "BACKUP_NOT_ENABLED": "The cluster has no backup",
+    "CANNOT_DELETE_GROUP_WITH_CLUSTERS": "The project still has clusters",
+    "DUPLICATE_CLUSTER_NAME": "A cluster of that name already exists in the project",
+    "DUPLICATE_PROJECT_NAME": "A project of that name already exists",
+    "RESOURCE_NOT_FOUND": "The cloudbackup API has no such path",
 }
 
 

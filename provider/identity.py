@@ -59,7 +59,8 @@ def identify(diags: Diagnostics, client: Client) -> Identity | None:
     try:
         data: Any = client.get("/self")
     except ApiError as error:
-        if error.status == 401:
+        if error.status == 401 or error.status >= 500:
+            # The key is refused, or the shim failed: the url is right, the error says what to fix.
             add_api_error(diags, error, "Configuring the provider")
         else:
             _url_error(diags, client, f"GET {error.path} answered HTTP {error.status} {error.code}")

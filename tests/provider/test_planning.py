@@ -327,3 +327,16 @@ def test_a_restore_of_a_snapshot_taken_in_this_run_into_a_smaller_target_is_refu
     fits = Diagnostics()
     check_restore(fits, client, run, restore_plan(Unknown), cross_region=True)  # type: ignore[arg-type]
     assert fits.diagnostics == []
+
+
+def test_api_errors_at_apply_are_summarised_in_words_not_codes() -> None:
+    from provider.diagnostics import add_api_error
+
+    diags = Diagnostics()
+    add_api_error(diags, ApiError(401, "USER_UNAUTHORIZED", "Bad key.", method="GET", path="/x"), "Reading")
+    add_api_error(
+        diags, ApiError(400, "BACKUP_NOT_ENABLED", "No backup.", method="POST", path="/y"), "Creating"
+    )
+    summaries = [d.summary for d in diags.diagnostics]
+    assert summaries == ["The cloudbackup API refused the API key", "The cluster has no backup"]
+    assert "public_key and private_key" in diags.diagnostics[0].detail
