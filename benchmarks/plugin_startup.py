@@ -102,7 +102,10 @@ def main(repeats: int = 21) -> None:
 
         home = bench["env"]["HOME"]
         executable = next(
-            str(p) for p in (install.Path(home) / ".terraform.d" / "plugins").rglob("terraform-provider-cloudbackup_*")
+            str(p)
+            for p in (install.Path(home) / ".terraform.d" / "plugins").rglob(
+                "terraform-provider-cloudbackup_*"
+            )
         )
         # Terraform sets PLUGIN_CLIENT_CERT (auto mTLS): the plugin then serves TLS, as measured here.
         env = {**bench["env"], **MAGIC, "PLUGIN_CLIENT_CERT": "-", "TMPDIR": tempfile.gettempdir()}
