@@ -151,8 +151,6 @@ def run(url: str) -> None:
         "CLOUDBACKUP_PRIVATE_KEY": keys["privateKey"],
         "TF_IN_AUTOMATION": "1",
         "CHECKPOINT_DISABLE": "1",
-        # No warm plugin helper (docs/plugin-runtime.md): the demo leaves nothing running.
-        "CLOUDBACKUP_PLUGIN_DAEMON": "0",
     }
 
     step(3, "terraform apply examples/quickstart: a project, an Azure M10 replica set in two regions, backup")

@@ -45,7 +45,6 @@ def clean_env(**extra: str) -> dict[str, str]:
         **env,
         "CHECKPOINT_DISABLE": "1",
         "TF_IN_AUTOMATION": "1",
-        "CLOUDBACKUP_PLUGIN_DAEMON": "0",
         **extra,
     }
 
