@@ -59,6 +59,8 @@ R = TypeVar("R")
 
 MANUAL_CLOCK_SETTING = "manual_clock_now"
 SNAPSHOT_IN_PROGRESS = "SNAPSHOT_IN_PROGRESS"
+BACKUP_CHANGE_IN_PROGRESS = "BACKUP_CHANGE_IN_PROGRESS"
+CLOCK_ADVANCE_IN_PROGRESS = "CLOCK_ADVANCE_IN_PROGRESS"
 # Tags that trace a stored snapshot back to its row (the azure driver keeps them as resource tags).
 TAG_SNAPSHOT = "cloudbackup-snapshot-id"
 TAG_CLUSTER = "cloudbackup-cluster-id"
@@ -517,24 +519,34 @@ class Service:
             }
 
             job: SnapshotJob | None = None
-            with self.store.write() as session:
-                row = queries.cluster_by_id(session, cluster.id)
-                assert row is not None
-                row.provider_name, row.instance_size = new_shape.provider_name, new_shape.instance_size
-                row.cluster_type, row.regions, row.disk_size_gb = new_shape.cluster_type, regions, disk
-                if removed:
-                    session.execute(delete(Volume).where(Volume.id.in_([v.id for v in removed])))
-                fresh = [
-                    Volume(cluster_id=row.id, region=r, member=m, handle=h)
-                    for (r, m), h in new_handles.items()
-                ]
-                session.add_all(fresh)
-                if disable:
-                    self._stop_schedule(row)
-                if enable:
-                    row.backup_method = rules.CLOUD_PROVIDER_SNAPSHOTS
-                    session.flush()
-                    job = self._start_schedule(session, row)
+            try:
+                with self.store.write() as session:
+                    if enable:
+                        # R4 again, in the transaction that writes, holding the project: another process
+                        # may have enabled a method since the check above (which ran before storage).
+                        self._check_method_lock(session, project_id, cluster.id, new_shape)
+                    row = queries.cluster_by_id(session, cluster.id)
+                    assert row is not None
+                    row.provider_name, row.instance_size = new_shape.provider_name, new_shape.instance_size
+                    row.cluster_type, row.regions, row.disk_size_gb = new_shape.cluster_type, regions, disk
+                    if removed:
+                        session.execute(delete(Volume).where(Volume.id.in_([v.id for v in removed])))
+                    fresh = [
+                        Volume(cluster_id=row.id, region=r, member=m, handle=h)
+                        for (r, m), h in new_handles.items()
+                    ]
+                    session.add_all(fresh)
+                    if disable:
+                        self._stop_schedule(row)
+                    if enable:
+                        row.backup_method = rules.CLOUD_PROVIDER_SNAPSHOTS
+                        session.flush()
+                        job = self._start_schedule(session, row)
+            except ApiError:
+                # Refused by the late R4 check: the volumes this request added go again (a disk grown
+                # meanwhile stays larger than recorded, which no rule minds).
+                self._map(self.driver.delete_volume, list(new_handles.values()))
+                raise
             self._map(self.driver.delete_volume, [v.handle for v in removed if v.handle])
             if job is not None:
                 self._run_snapshots([job])
@@ -542,6 +554,24 @@ class Service:
             # Outside the lock: a snapshot still running in the cloud is awaited without blocking others.
             self._purge_snapshots(cluster.id)
         return self.get_cluster(project_id, name)
+
+    def _check_method_lock(
+        self, session: Session, project_id: str, cluster_id: str, new: rules.ClusterShape
+    ) -> None:
+        """R4 under the project's lock, in the caller's write transaction: refuse if another cluster of the
+        project already holds another method."""
+        project = queries.lock_project(session, project_id)
+        if project is None:
+            raise ApiError(404, GROUP_NOT_FOUND, f"No project with ID {project_id}.")
+        cluster = queries.cluster_by_id(session, cluster_id)
+        if cluster is not None:
+            self._refuse_while_purging(session, cluster)
+        others = queries.backup_methods_of_others(session, project_id, excluding=cluster_id)
+        refusals = rules.enable_refusals(
+            new, rules.CLOUD_PROVIDER_SNAPSHOTS, others, project_name=project.name
+        )
+        if refusals:
+            raise ApiError.from_refusals(refusals)
 
     def terminate_cluster(self, project_id: str, name: str) -> None:
         """R9: delete every snapshot from storage, then the volumes, then the cluster."""
@@ -594,29 +624,58 @@ class Service:
         """R1-R5 by the rules; the first snapshot is taken at once (R7); returns (backup, changed)."""
         with self.work_lock:
             job: SnapshotJob | None = None
-            with self.store.write() as session:
-                project = self._project(session, project_id, for_update=True)
-                cluster = self._cluster(session, project_id, name, for_change=True)
-                if cluster.backup_method == method:
-                    return Backup(
-                        cluster, queries.completed_snapshot_ids(session, cluster.id), dry_run
-                    ), False
-                others = queries.backup_methods_of_others(session, project_id, excluding=cluster.id)
-                refusals = rules.enable_refusals(
-                    shape(cluster), method, others, project_name=project.name, current=cluster.backup_method
-                )
-                if refusals:
-                    raise ApiError.from_refusals(refusals)
-                if dry_run:
-                    session.expunge(cluster)
-                    would_be = self._would_enable(cluster, method)
-                    return Backup(would_be, queries.completed_snapshot_ids(session, cluster.id), True), False
-                cluster.backup_method = method
-                if method == rules.CLOUD_PROVIDER_SNAPSHOTS:
-                    job = self._start_schedule(session, cluster)
+            try:
+                job = self._enable_in_one_transaction(project_id, name, method, dry_run)
+            except IntegrityError:
+                # Another process took this cluster's slot at the same instant (unique (cluster, slot)).
+                raise self._change_in_progress(name) from None
+            if isinstance(job, Backup):
+                return job, False
             if job is not None:
                 self._run_snapshots([job])
         return self.get_backup(project_id, name), True
+
+    def _enable_in_one_transaction(
+        self, project_id: str, name: str, method: str, dry_run: bool
+    ) -> SnapshotJob | Backup | None:
+        """enable_backup's checks and write, under the project's lock; a Backup when nothing changes."""
+        job: SnapshotJob | None = None
+        with self.store.write() as session:
+            project = self._project(session, project_id, for_update=True)
+            cluster = self._cluster(session, project_id, name, for_change=True)
+            if cluster.backup_method == method:
+                return Backup(cluster, queries.completed_snapshot_ids(session, cluster.id), dry_run)
+            others = queries.backup_methods_of_others(session, project_id, excluding=cluster.id)
+            refusals = rules.enable_refusals(
+                shape(cluster), method, others, project_name=project.name, current=cluster.backup_method
+            )
+            if refusals:
+                raise ApiError.from_refusals(refusals)
+            if not dry_run:
+                self._refuse_while_purging(session, cluster)
+            if dry_run:
+                session.expunge(cluster)
+                would_be = self._would_enable(cluster, method)
+                return Backup(would_be, queries.completed_snapshot_ids(session, cluster.id), True)
+            cluster.backup_method = method
+            if method == rules.CLOUD_PROVIDER_SNAPSHOTS:
+                job = self._start_schedule(session, cluster)
+        return job
+
+    def _refuse_while_purging(self, session: Session, cluster: Cluster) -> None:
+        """A cluster whose backup is off but still has snapshots is being disabled (R9 deleting them, here or
+        in another process): enabling now would mix the old snapshots with the new schedule's."""
+        if cluster.backup_method is None and queries.snapshots_of(session, cluster.id):
+            raise self._change_in_progress(cluster.name)
+
+    @staticmethod
+    def _change_in_progress(name: str) -> ApiError:
+        return ApiError(
+            409,
+            BACKUP_CHANGE_IN_PROGRESS,
+            f"Backup of cluster '{name}' is being disabled or enabled by another request right now (its "
+            "snapshots are still being deleted or taken). Try again in a few seconds.",
+        )
 
     def _would_enable(self, cluster: Cluster, method: str) -> Cluster:
         now = self.now()
@@ -648,9 +707,11 @@ class Service:
                     with self.store.read() as session:
                         rows = queries.snapshots_of(session, cluster_id)
                 done = [s for s in rows if s.status != "inProgress"]
-                self._delete_snapshots(done)
-                if len(done) == len(rows):
+                deleted = self._delete_snapshots(done)
+                if len(deleted) == len(rows):
                     return
+                if len(done) == len(rows):
+                    continue  # a row got its copy while being deleted: read it again at once
             time.sleep(self.poll_interval)
 
     def _delete_snapshots(self, rows: Sequence[Snapshot]) -> list[str]:
@@ -661,10 +722,15 @@ class Service:
         for s, r in zip(stored, results, strict=True):
             if isinstance(r, Exception):
                 log.warning("could not delete snapshot %s from storage (kept for a retry): %s", s.id, r)
-        gone = [s.id for s in rows if s.id not in failed]
-        if gone:
+        gone = [s.id for s in rows if s.id not in failed and s.handle]
+        # A row read without a copy may have got one since (taken by another request or process): it
+        # stays, and is found again by the caller's next read.
+        uncopied = [s.id for s in rows if not s.handle]
+        if gone or uncopied:
             with self.store.write() as session:
                 queries.delete_snapshot_rows(session, gone)
+                queries.delete_uncopied_snapshot_rows(session, uncopied)
+                gone += list(set(uncopied) - queries.existing_snapshot_ids(session, uncopied))
         if failed:
             raise ApiError(
                 502, STORAGE_ERROR, f"Storage refused to delete {len(failed)} snapshot(s); try again."
@@ -801,6 +867,14 @@ class Service:
         with self.store.write() as session:
             queries.update_snapshots(session, changes)
             queries.delete_snapshot_rows(session, gone)
+            copied = [c["id"] for c in changes if c.get("handle")]
+            alive = queries.existing_snapshot_ids(session, copied) if copied else set()
+        # A row deleted while its copy ran (backup disabled by another request or process, R9): the
+        # copy has no row to account for it, so it goes at once rather than at the next reconciliation.
+        orphans = [c["handle"] for c in changes if c.get("handle") and c["id"] not in alive]
+        if orphans:
+            log.info("deleting %d snapshot(s) whose record was deleted while they were taken", len(orphans))
+            self._map(self.driver.delete_snapshot, orphans)
         if failed_to_start:
             log.warning("%d snapshot(s) failed to start", failed_to_start)
         if not retention:

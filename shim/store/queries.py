@@ -35,6 +35,18 @@ def project(session: Session, project_id: str, *, for_update: bool = False) -> P
     return session.execute(statement).scalar_one_or_none()
 
 
+def lock_project(session: Session, project_id: str) -> Project | None:
+    """The project, held until the session's transaction ends: the lock every backup-method change takes.
+
+    On PostgreSQL a row lock (SELECT ... FOR UPDATE); on SQLite the write session began with BEGIN
+    IMMEDIATE, so the database's write lock is already held. Either way a second writer of the same
+    project waits, then sees the first one's commit, so a check and the write it guards are one step.
+    """
+    if session.get_bind().dialect.name == "sqlite" and not session.in_transaction():
+        raise RuntimeError("lock_project needs a write transaction (Store.write())")
+    return project(session, project_id, for_update=True)
+
+
 def project_by_name(session: Session, name: str) -> Project | None:
     return session.execute(select(Project).where(Project.name == name)).scalar_one_or_none()
 
@@ -291,6 +303,13 @@ def snapshots_in_status(session: Session, status: str, limit: int | None = None)
     return list(session.execute(statement).scalars())
 
 
+def existing_snapshot_ids(session: Session, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunks(ids):
+        found.update(session.execute(select(Snapshot.id).where(Snapshot.id.in_(part))).scalars())
+    return found
+
+
 def snapshots_by_ids(session: Session, ids: Sequence[str]) -> list[Snapshot]:
     found: list[Snapshot] = []
     for part in chunks(ids):
@@ -340,6 +359,16 @@ def delete_snapshot_rows(session: Session, ids: Sequence[str]) -> None:
     for part in chunks(ids):
         session.execute(
             delete(Snapshot).where(Snapshot.id.in_(part)).execution_options(synchronize_session=False)
+        )
+
+
+def delete_uncopied_snapshot_rows(session: Session, ids: Sequence[str]) -> None:
+    """Delete these rows unless a copy was recorded on them since they were read (their handle set)."""
+    for part in chunks(ids):
+        session.execute(
+            delete(Snapshot)
+            .where(Snapshot.id.in_(part), Snapshot.handle.is_(None))
+            .execution_options(synchronize_session=False)
         )
 
 
