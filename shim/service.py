@@ -34,7 +34,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shim import rules
+from shim import clock_advance, rules
 from shim.clock import Clock, ManualClock, format_time, parse_time, utc
 from shim.drivers.base import Driver, DriverError, OperationStatus, StoredSnapshot, VolumeSpec
 from shim.errors import (
@@ -60,7 +60,6 @@ R = TypeVar("R")
 MANUAL_CLOCK_SETTING = "manual_clock_now"
 SNAPSHOT_IN_PROGRESS = "SNAPSHOT_IN_PROGRESS"
 BACKUP_CHANGE_IN_PROGRESS = "BACKUP_CHANGE_IN_PROGRESS"
-CLOCK_ADVANCE_IN_PROGRESS = "CLOCK_ADVANCE_IN_PROGRESS"
 # Tags that trace a stored snapshot back to its row (the azure driver keeps them as resource tags).
 TAG_SNAPSHOT = "cloudbackup-snapshot-id"
 TAG_CLUSTER = "cloudbackup-cluster-id"
@@ -170,6 +169,8 @@ class Service:
         self.work_lock = threading.RLock()
         # Held by a manual-clock advance from start to end, so the scheduler thread does not race it.
         self.advance_lock = threading.Lock()
+        # Held by the one advance this process runs; a second one is refused rather than queued.
+        self._advancing = threading.Lock()
         self._closed = False
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -1237,6 +1238,24 @@ class Service:
         """
         if not isinstance(self.clock, ManualClock):
             raise RuntimeError("only a manual clock can be advanced")
+        # One advance at a time: in this process without waiting, across processes by a database lease.
+        if not self._advancing.acquire(blocking=False):
+            raise clock_advance.in_progress()
+        try:
+            with self.store.write() as session:
+                lease = clock_advance.take(session)
+            try:
+                return self._walk(seconds, lease)
+            finally:
+                with self.store.write() as session:
+                    clock_advance.release(session, lease)
+        finally:
+            self._advancing.release()
+
+    def _walk(self, seconds: int, lease: str) -> datetime:
+        # Each step (one batch) is its own transactions and holds work_lock only while it claims and
+        # copies, so requests are answered between steps.
+        renewed = time.monotonic()
         with self.advance_lock:
             target = self.clock.now() + timedelta(seconds=seconds)
             doomed: list[Snapshot] = []
@@ -1247,6 +1266,10 @@ class Service:
                 self._await_running()
                 if not jobs:
                     break
+                if time.monotonic() - renewed > clock_advance.LEASE_SECONDS / 4:
+                    with self.store.write() as session:
+                        clock_advance.renew(session, lease)
+                    renewed = time.monotonic()
             self.clock.set(target)
             with self.store.write() as session:
                 self._save_clock(session)
