@@ -870,6 +870,7 @@ class Service:
             queries.delete_snapshot_rows(session, gone)
             copied = [c["id"] for c in changes if c.get("handle")]
             alive = queries.existing_snapshot_ids(session, copied) if copied else set()
+        self._forget_operations([c.get("op_token") for c in changes if c["status"] != "inProgress"])
         # A row deleted while its copy ran (backup disabled by another request or process, R9): the
         # copy has no row to account for it, so it goes at once rather than at the next reconciliation.
         orphans = [c["handle"] for c in changes if c.get("handle") and c["id"] not in alive]
@@ -913,6 +914,20 @@ class Service:
             time.sleep(self.snapshot_delay[1])
         return token
 
+    def _forget_operations(self, tokens: Sequence[str | None]) -> None:
+        """Tell the driver these operations' results are in the database (drivers that keep records of
+        finished operations, as the local one does, delete them); a failure here only leaves a record."""
+        forget = getattr(self.driver, "forget_operation", None)
+        if forget is None:
+            return
+        for token in tokens:
+            if not token:
+                continue
+            try:
+                forget(token)
+            except (OSError, ValueError) as error:
+                log.warning("could not forget operation %s: %s", token, error)
+
     @staticmethod
     def _failure(snapshot_id: str, error: Exception, now: datetime) -> dict[str, Any]:
         if isinstance(error, DriverError):
@@ -953,6 +968,8 @@ class Service:
         if changes:
             with self.store.write() as session:
                 queries.update_snapshots(session, changes)
+            finished = {change["id"] for change in changes}
+            self._forget_operations([token for sid, token, _c, _k in items if sid in finished])
         if retention:
             self._apply_retention(sorted(retention))
         return running
@@ -1193,6 +1210,7 @@ class Service:
                 target = session.get(Cluster, job.target_cluster_id)
                 if target is not None and target.state == "RESTORING":
                     target.state = "IDLE"
+        self._forget_operations([op["token"] for op in ops if op.get("token")])
         if failure:
             log.warning("restore job %s failed: %s", job_id, failure)
 
