@@ -60,6 +60,7 @@ R = TypeVar("R")
 MANUAL_CLOCK_SETTING = "manual_clock_now"
 SNAPSHOT_IN_PROGRESS = "SNAPSHOT_IN_PROGRESS"
 BACKUP_CHANGE_IN_PROGRESS = "BACKUP_CHANGE_IN_PROGRESS"
+SHUTTING_DOWN = "SHUTTING_DOWN"
 # Tags that trace a stored snapshot back to its row (the azure driver keeps them as resource tags).
 TAG_SNAPSHOT = "cloudbackup-snapshot-id"
 TAG_CLUSTER = "cloudbackup-cluster-id"
@@ -171,6 +172,8 @@ class Service:
         self.advance_lock = threading.Lock()
         # Held by the one advance this process runs; a second one is refused rather than queued.
         self._advancing = threading.Lock()
+        # Set when the process is asked to stop (SIGTERM): a clock advance ends at its next step.
+        self.stopping = threading.Event()
         self._closed = False
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -1284,6 +1287,18 @@ class Service:
                 self._await_running()
                 if not jobs:
                     break
+                if self.snapshot_delay and self.snapshot_delay[0] == "step":
+                    time.sleep(self.snapshot_delay[1])
+                if self.stopping.is_set():
+                    # SIGTERM: end at this step, its retention applied, rather than walking on for minutes.
+                    with self.work_lock:
+                        self._run_snapshots([], expired=doomed)
+                    raise ApiError(
+                        503,
+                        SHUTTING_DOWN,
+                        f"The shim is stopping: the clock stands at {format_time(self.clock.now())}, every "
+                        "slot up to then taken. Advance the rest once it is back.",
+                    )
                 if time.monotonic() - renewed > clock_advance.LEASE_SECONDS / 4:
                     with self.store.write() as session:
                         clock_advance.renew(session, lease)
@@ -1418,6 +1433,9 @@ class Service:
             self._poll_snapshots(running)
             self._reconcile_storage()
             self._restart_queued()
+            # A stop between a step's results and its retention (a long advance, a tick) left a cluster
+            # with more than three: R8 is part of the reconciliation, so it holds after any stop.
+            self._retain_all()
             with self.store.read() as session:
                 restores = queries.restore_jobs_in_status(session, ["queued", "inProgress"])
             for job in restores:
@@ -1429,6 +1447,14 @@ class Service:
         caught_up = self.tick()
         if caught_up:
             log.info("reconcile: %d catch-up snapshot(s) after downtime", caught_up)
+
+    def _retain_all(self) -> None:
+        """R8 over every cluster that has more scheduled snapshots than it keeps."""
+        with self.store.read() as session:
+            over = queries.clusters_over_retention(session, rules.RETENTION_COUNT)
+        if over:
+            log.info("reconcile: applying retention to %d cluster(s)", len(over))
+            self._apply_retention(over)
 
     def _purge_unbacked(self) -> None:
         """R9 finished: a cluster without cloud provider snapshots keeps no snapshot (a crash mid-disable)."""

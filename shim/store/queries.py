@@ -338,6 +338,17 @@ def retention_facts(
     return found
 
 
+def clusters_over_retention(session: Session, keep: int) -> list[str]:
+    """Clusters with more than `keep` finished scheduled snapshots: those R8 may have to trim."""
+    rows = session.execute(
+        select(Snapshot.cluster_id)
+        .where(Snapshot.snapshot_type == "scheduled", Snapshot.status.in_(FINISHED))
+        .group_by(Snapshot.cluster_id)
+        .having(func.count() > keep)
+    ).scalars()
+    return sorted(rows)
+
+
 def update_snapshots(session: Session, changes: Sequence[dict[str, Any]]) -> None:
     """Apply per-snapshot column changes, grouped so that each group is one executemany."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
