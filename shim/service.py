@@ -704,6 +704,11 @@ class Service:
         while True:
             with self.work_lock:
                 with self.store.read() as session:
+                    cluster = queries.cluster_by_id(session, cluster_id)
+                    if cluster is not None and cluster.backup_method == rules.CLOUD_PROVIDER_SNAPSHOTS:
+                        # Enabled again once every old snapshot was gone (enable refuses before): what
+                        # the cluster has now is the new schedule's.
+                        return
                     rows = queries.snapshots_of(session, cluster_id)
                 running = [s for s in rows if s.status == "inProgress"]
                 if running:
