@@ -138,3 +138,60 @@ def test_concurrent_disable_and_enable_of_one_clusters_backup_never_answer_500(
     else:
         assert listing["totalCount"] >= 1
         assert all_stored_ids(data_dir) == {s["id"] for s in listing["results"]}
+
+
+class InterleavingDriver(FlakyDriver):
+    """Runs `meanwhile` once, when the shim creates a volume: another process acting in that window."""
+
+    def __init__(self, inner: LocalDriver) -> None:
+        super().__init__(inner)
+        self.meanwhile: Callable[[], Any] | None = None
+
+    def create_volume(self, spec: Any) -> str:
+        if self.meanwhile is not None:
+            action, self.meanwhile = self.meanwhile, None
+            action()
+        return super().create_volume(spec)
+
+
+def test_a_patch_that_lost_the_r4_race_while_adding_a_region_is_refused_and_leaves_no_volume(
+    data_dir: Path,
+) -> None:
+    drivers: list[InterleavingDriver] = []
+
+    def factory(config: Config) -> InterleavingDriver:
+        drivers.append(InterleavingDriver(LocalDriver(config.data_dir, durable=False)))
+        return drivers[-1]
+
+    apps = [
+        create_app(
+            Config(data_dir=data_dir, clock=ManualClock(START), manual_clock=True, driver_factory=factory)
+        )
+        for _ in range(2)
+    ]
+    try:
+        with apps[0].extensions["cloudbackup"].service.store.write() as session:
+            key = create_key(session, project_id=None, read_only=False)
+        one, two = (ApiClient(app.test_client(), key) for app in apps)
+        project_id = create_project(one)
+        create_cluster(one, project_id, "c1")
+        create_cluster(one, project_id, "c2")
+        volumes_before = sorted(p.name for p in data_dir.rglob("*.img"))
+        before = one.get(f"/groups/{project_id}/clusters/c1").get_json()
+        won: list[Any] = []
+        # Between the PATCH's checks and its write, the other shim enables CONTINUOUS on c2.
+        drivers[0].meanwhile = lambda: won.append(
+            two.put(f"/groups/{project_id}/clusters/c2/backup", {"method": "CONTINUOUS"})
+        )
+        body = cluster_body("c1", providerBackupEnabled=True)
+        body["replicationSpecs"][0]["regionsConfig"]["centralus"] = {"priority": 5, "electableNodes": 1}
+        del body["name"]
+        refused = one.patch(f"/groups/{project_id}/clusters/c1", body)
+        assert won and won[0].status_code == 200, won and won[0].get_json()
+        assert refused.status_code == 409, refused.get_json()
+        assert refused.get_json()["errorCode"] == "BACKUP_METHOD_LOCKED"
+        assert one.get(f"/groups/{project_id}/clusters/c1").get_json() == before
+        assert sorted(p.name for p in data_dir.rglob("*.img")) == volumes_before
+    finally:
+        for app in apps:
+            shutdown(app)
