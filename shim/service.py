@@ -268,7 +268,9 @@ class Service:
 
     @staticmethod
     def _project(session: Session, project_id: str, *, for_update: bool = False) -> Project:
-        project = queries.project(session, project_id, for_update=for_update)
+        project = (
+            queries.lock_project(session, project_id) if for_update else queries.project(session, project_id)
+        )
         if project is None:
             raise ApiError(404, GROUP_NOT_FOUND, f"No project with ID {project_id}.")
         return project

@@ -38,12 +38,11 @@ def project(session: Session, project_id: str, *, for_update: bool = False) -> P
 def lock_project(session: Session, project_id: str) -> Project | None:
     """The project, held until the session's transaction ends: the lock every backup-method change takes.
 
-    On PostgreSQL a row lock (SELECT ... FOR UPDATE); on SQLite the write session began with BEGIN
-    IMMEDIATE, so the database's write lock is already held. Either way a second writer of the same
-    project waits, then sees the first one's commit, so a check and the write it guards are one step.
+    On PostgreSQL a row lock (SELECT ... FOR UPDATE); on SQLite a Store.write() session began with
+    BEGIN IMMEDIATE, so the database's write lock is already held (call it in one). Either way a
+    second writer of the same project waits, then sees the first one's commit, so a check and the
+    write it guards are one step.
     """
-    if session.get_bind().dialect.name == "sqlite" and not session.in_transaction():
-        raise RuntimeError("lock_project needs a write transaction (Store.write())")
     return project(session, project_id, for_update=True)
 
 
