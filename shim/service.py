@@ -1485,7 +1485,10 @@ class Service:
 
         A stored snapshot of ours without a row, or whose row failed, is deleted; a completed row whose
         stored snapshot vanished (deleted behind our back) is marked failed. Work in flight is left alone.
+        A disable that another shim left half done (backup off, snapshots left) is finished too, so that
+        enabling that cluster again is not refused until a restart.
         """
+        self._purge_unbacked()
         self._reconcile_storage()
 
     def _reconcile_storage(self) -> None:

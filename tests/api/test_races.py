@@ -195,3 +195,28 @@ def test_a_patch_that_lost_the_r4_race_while_adding_a_region_is_refused_and_leav
     finally:
         for app in apps:
             shutdown(app)
+
+
+def test_a_disable_cut_short_elsewhere_blocks_enabling_only_until_the_periodic_reconciliation(
+    client: ApiClient, app: Flask, data_dir: Path
+) -> None:
+    from sqlalchemy import update
+
+    from shim.store.models import Cluster
+
+    project_id = create_project(client)
+    create_cluster(client, project_id, "c1")
+    path = f"/groups/{project_id}/clusters/c1/backup"
+    assert client.put(path, {"method": "CLOUD_PROVIDER_SNAPSHOTS"}).status_code == 200
+    service = app.extensions["cloudbackup"].service
+    # Another shim disabled backup and died before deleting the snapshots (its committed first step).
+    with service.store.write() as session:
+        session.execute(update(Cluster).values(backup_method=None, reference_time=None, next_due_at=None))
+    refused = client.put(path, {"method": "CLOUD_PROVIDER_SNAPSHOTS"})
+    assert refused.status_code == 409
+    assert refused.get_json()["errorCode"] == "BACKUP_CHANGE_IN_PROGRESS"
+    service.reconcile_storage()  # what the scheduler runs every --reconcile-interval seconds
+    assert all_stored_ids(data_dir) == set()
+    enabled = client.put(path, {"method": "CLOUD_PROVIDER_SNAPSHOTS"})
+    assert enabled.status_code == 200, enabled.get_json()
+    assert len(enabled.get_json()["snapshotIds"]) == 1
