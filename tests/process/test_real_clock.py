@@ -70,3 +70,34 @@ def test_a_shim_on_the_real_clock_takes_one_catch_up_snapshot_of_an_overdue_clus
     assert [s["id"] for s in again["results"]] == [catch_up["id"], original["id"]]
     assert api("GET", backup_path, expect=200)["nextSnapshotAt"] == backup["nextSnapshotAt"]
     assert real.stop()[0] == 0
+
+
+def test_a_shim_on_the_real_clock_takes_a_slot_that_falls_due_while_it_serves(
+    data_dir: Path, shims: list[Shim]
+) -> None:
+    key = create_key(data_dir)
+    first = Shim(data_dir, "--manual-clock")
+    shims.append(first)
+    api = Api(first, key)
+    project = api("POST", "/groups", {"name": "due-soon"}, expect=201)["id"]
+    api("POST", f"/groups/{project}/clusters", cluster_body(providerBackupEnabled=True), expect=201)
+    assert first.stop()[0] == 0
+    # Enabled almost a day ago: the next slot falls due a few seconds from now.
+    as_if_stopped_earlier(data_dir, DAY - timedelta(seconds=8))
+
+    real = Shim(data_dir)
+    shims.append(real)
+    api = Api(real, key)
+    backup_path = f"/groups/{project}/clusters/rs1/backup"
+    due = parse_time(api("GET", backup_path, expect=200)["nextSnapshotAt"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listing = api("GET", f"{backup_path}/snapshots", expect=200)
+        if listing["totalCount"] == 2 and listing["results"][0]["status"] == "completed":
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"no snapshot was taken at {format_time(due)}: {listing}")
+    assert parse_time(listing["results"][0]["createdAt"]) >= due
+    assert parse_time(api("GET", backup_path, expect=200)["nextSnapshotAt"]) == due + DAY
+    assert real.stop()[0] == 0
