@@ -41,7 +41,8 @@ class Config:
     azure_resource_group: str | None = None
     azure_endpoint: str | None = None
     # Test hook for crash tests: "before:SECONDS" or "after:SECONDS" sleeps around each snapshot's driver
-    # start (env CLOUDBACKUP_TEST_SNAPSHOT_DELAY), so a test can kill the process in that window.
+    # start (env CLOUDBACKUP_TEST_SNAPSHOT_DELAY), so a test can kill the process in that window;
+    # "step:SECONDS" sleeps after each step of a clock advance (results recorded, retention not yet applied).
     test_snapshot_delay: str | None = None
     # Test hooks: a driver or clock to use instead of the ones the settings above would make.
     driver_factory: Callable[[Config], Driver] | None = None
@@ -69,6 +70,8 @@ class Config:
         if not self.test_snapshot_delay:
             return None
         when, _, seconds = self.test_snapshot_delay.partition(":")
-        if when not in ("before", "after"):
-            raise ValueError("CLOUDBACKUP_TEST_SNAPSHOT_DELAY is before:SECONDS or after:SECONDS")
+        if when not in ("before", "after", "step"):
+            raise ValueError(
+                "CLOUDBACKUP_TEST_SNAPSHOT_DELAY is before:SECONDS, after:SECONDS or step:SECONDS"
+            )
         return when, float(seconds)

@@ -45,8 +45,11 @@ SHIM_DOCUMENT: dict[str, Any] = {
                 "advanceSeconds": {
                     "type": "integer",
                     "minimum": 0,
-                    "maximum": 315360000,
-                    "description": "Seconds to move the clock forward; every schedule slot passed is taken.",
+                    "maximum": 31622400,
+                    "description": (
+                        "Seconds to move the clock forward (at most 31622400, 366 days, per call); every "
+                        "schedule slot passed is taken."
+                    ),
                 }
             },
         },

@@ -34,7 +34,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shim import events, rules
+from shim import clock_advance, events, rules
 from shim.clock import Clock, ManualClock, format_time, parse_time, utc
 from shim.drivers.base import Driver, DriverError, OperationStatus, StoredSnapshot, VolumeSpec
 from shim.errors import (
@@ -59,6 +59,8 @@ R = TypeVar("R")
 
 MANUAL_CLOCK_SETTING = "manual_clock_now"
 SNAPSHOT_IN_PROGRESS = "SNAPSHOT_IN_PROGRESS"
+BACKUP_CHANGE_IN_PROGRESS = "BACKUP_CHANGE_IN_PROGRESS"
+SHUTTING_DOWN = "SHUTTING_DOWN"
 # Tags that trace a stored snapshot back to its row (the azure driver keeps them as resource tags).
 TAG_SNAPSHOT = "cloudbackup-snapshot-id"
 TAG_CLUSTER = "cloudbackup-cluster-id"
@@ -168,6 +170,10 @@ class Service:
         self.work_lock = threading.RLock()
         # Held by a manual-clock advance from start to end, so the scheduler thread does not race it.
         self.advance_lock = threading.Lock()
+        # Held by the one advance this process runs; a second one is refused rather than queued.
+        self._advancing = threading.Lock()
+        # Set when the process is asked to stop (SIGTERM): a clock advance ends at its next step.
+        self.stopping = threading.Event()
         self._closed = False
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -262,7 +268,9 @@ class Service:
 
     @staticmethod
     def _project(session: Session, project_id: str, *, for_update: bool = False) -> Project:
-        project = queries.project(session, project_id, for_update=for_update)
+        project = (
+            queries.lock_project(session, project_id) if for_update else queries.project(session, project_id)
+        )
         if project is None:
             raise ApiError(404, GROUP_NOT_FOUND, f"No project with ID {project_id}.")
         return project
@@ -520,24 +528,34 @@ class Service:
             }
 
             job: SnapshotJob | None = None
-            with self.store.write() as session:
-                row = queries.cluster_by_id(session, cluster.id)
-                assert row is not None
-                row.provider_name, row.instance_size = new_shape.provider_name, new_shape.instance_size
-                row.cluster_type, row.regions, row.disk_size_gb = new_shape.cluster_type, regions, disk
-                if removed:
-                    session.execute(delete(Volume).where(Volume.id.in_([v.id for v in removed])))
-                fresh = [
-                    Volume(cluster_id=row.id, region=r, member=m, handle=h)
-                    for (r, m), h in new_handles.items()
-                ]
-                session.add_all(fresh)
-                if disable:
-                    self._stop_schedule(row)
-                if enable:
-                    row.backup_method = rules.CLOUD_PROVIDER_SNAPSHOTS
-                    session.flush()
-                    job = self._start_schedule(session, row)
+            try:
+                with self.store.write() as session:
+                    if enable:
+                        # R4 again, in the transaction that writes, holding the project: another process
+                        # may have enabled a method since the check above (which ran before storage).
+                        self._check_method_lock(session, project_id, cluster.id, new_shape)
+                    row = queries.cluster_by_id(session, cluster.id)
+                    assert row is not None
+                    row.provider_name, row.instance_size = new_shape.provider_name, new_shape.instance_size
+                    row.cluster_type, row.regions, row.disk_size_gb = new_shape.cluster_type, regions, disk
+                    if removed:
+                        session.execute(delete(Volume).where(Volume.id.in_([v.id for v in removed])))
+                    fresh = [
+                        Volume(cluster_id=row.id, region=r, member=m, handle=h)
+                        for (r, m), h in new_handles.items()
+                    ]
+                    session.add_all(fresh)
+                    if disable:
+                        self._stop_schedule(row)
+                    if enable:
+                        row.backup_method = rules.CLOUD_PROVIDER_SNAPSHOTS
+                        session.flush()
+                        job = self._start_schedule(session, row)
+            except ApiError:
+                # Refused by the late R4 check: the volumes this request added go again (a disk grown
+                # meanwhile stays larger than recorded, which no rule minds).
+                self._map(self.driver.delete_volume, list(new_handles.values()))
+                raise
             self._map(self.driver.delete_volume, [v.handle for v in removed if v.handle])
             if job is not None:
                 self._run_snapshots([job])
@@ -545,6 +563,24 @@ class Service:
             # Outside the lock: a snapshot still running in the cloud is awaited without blocking others.
             self._purge_snapshots(cluster.id)
         return self.get_cluster(project_id, name)
+
+    def _check_method_lock(
+        self, session: Session, project_id: str, cluster_id: str, new: rules.ClusterShape
+    ) -> None:
+        """R4 under the project's lock, in the caller's write transaction: refuse if another cluster of the
+        project already holds another method."""
+        project = queries.lock_project(session, project_id)
+        if project is None:
+            raise ApiError(404, GROUP_NOT_FOUND, f"No project with ID {project_id}.")
+        cluster = queries.cluster_by_id(session, cluster_id)
+        if cluster is not None:
+            self._refuse_while_purging(session, cluster)
+        others = queries.backup_methods_of_others(session, project_id, excluding=cluster_id)
+        refusals = rules.enable_refusals(
+            new, rules.CLOUD_PROVIDER_SNAPSHOTS, others, project_name=project.name
+        )
+        if refusals:
+            raise ApiError.from_refusals(refusals)
 
     def terminate_cluster(self, project_id: str, name: str) -> None:
         """R9: delete every snapshot from storage, then the volumes, then the cluster."""
@@ -597,30 +633,59 @@ class Service:
         """R1-R5 by the rules; the first snapshot is taken at once (R7); returns (backup, changed)."""
         with self.work_lock:
             job: SnapshotJob | None = None
-            with self.store.write() as session:
-                project = self._project(session, project_id, for_update=True)
-                cluster = self._cluster(session, project_id, name, for_change=True)
-                if cluster.backup_method == method:
-                    return Backup(
-                        cluster, queries.completed_snapshot_ids(session, cluster.id), dry_run
-                    ), False
-                others = queries.backup_methods_of_others(session, project_id, excluding=cluster.id)
-                refusals = rules.enable_refusals(
-                    shape(cluster), method, others, project_name=project.name, current=cluster.backup_method
-                )
-                if refusals:
-                    raise ApiError.from_refusals(refusals)
-                if dry_run:
-                    session.expunge(cluster)
-                    would_be = self._would_enable(cluster, method)
-                    return Backup(would_be, queries.completed_snapshot_ids(session, cluster.id), True), False
-                cluster.backup_method = method
-                if method == rules.CLOUD_PROVIDER_SNAPSHOTS:
-                    job = self._start_schedule(session, cluster)
+            try:
+                job = self._enable_in_one_transaction(project_id, name, method, dry_run)
+            except IntegrityError:
+                # Another process took this cluster's slot at the same instant (unique (cluster, slot)).
+                raise self._change_in_progress(name) from None
+            if isinstance(job, Backup):
+                return job, False
             events.emit(self, events.BACKUP_ENABLED, project=project_id, cluster=name, method=method)
             if job is not None:
                 self._run_snapshots([job])
         return self.get_backup(project_id, name), True
+
+    def _enable_in_one_transaction(
+        self, project_id: str, name: str, method: str, dry_run: bool
+    ) -> SnapshotJob | Backup | None:
+        """enable_backup's checks and write, under the project's lock; a Backup when nothing changes."""
+        job: SnapshotJob | None = None
+        with self.store.write() as session:
+            project = self._project(session, project_id, for_update=True)
+            cluster = self._cluster(session, project_id, name, for_change=True)
+            if cluster.backup_method == method:
+                return Backup(cluster, queries.completed_snapshot_ids(session, cluster.id), dry_run)
+            others = queries.backup_methods_of_others(session, project_id, excluding=cluster.id)
+            refusals = rules.enable_refusals(
+                shape(cluster), method, others, project_name=project.name, current=cluster.backup_method
+            )
+            if refusals:
+                raise ApiError.from_refusals(refusals)
+            if not dry_run:
+                self._refuse_while_purging(session, cluster)
+            if dry_run:
+                session.expunge(cluster)
+                would_be = self._would_enable(cluster, method)
+                return Backup(would_be, queries.completed_snapshot_ids(session, cluster.id), True)
+            cluster.backup_method = method
+            if method == rules.CLOUD_PROVIDER_SNAPSHOTS:
+                job = self._start_schedule(session, cluster)
+        return job
+
+    def _refuse_while_purging(self, session: Session, cluster: Cluster) -> None:
+        """A cluster whose backup is off but still has snapshots is being disabled (R9 deleting them, here or
+        in another process): enabling now would mix the old snapshots with the new schedule's."""
+        if cluster.backup_method is None and queries.snapshots_of(session, cluster.id):
+            raise self._change_in_progress(cluster.name)
+
+    @staticmethod
+    def _change_in_progress(name: str) -> ApiError:
+        return ApiError(
+            409,
+            BACKUP_CHANGE_IN_PROGRESS,
+            f"Backup of cluster '{name}' is being disabled or enabled by another request right now (its "
+            "snapshots are still being deleted or taken). Try again in a few seconds.",
+        )
 
     def _would_enable(self, cluster: Cluster, method: str) -> Cluster:
         now = self.now()
@@ -647,6 +712,11 @@ class Service:
         while True:
             with self.work_lock:
                 with self.store.read() as session:
+                    cluster = queries.cluster_by_id(session, cluster_id)
+                    if cluster is not None and cluster.backup_method == rules.CLOUD_PROVIDER_SNAPSHOTS:
+                        # Enabled again once every old snapshot was gone (enable refuses before): what
+                        # the cluster has now is the new schedule's.
+                        return
                     rows = queries.snapshots_of(session, cluster_id)
                 running = [s for s in rows if s.status == "inProgress"]
                 if running:
@@ -654,11 +724,13 @@ class Service:
                     with self.store.read() as session:
                         rows = queries.snapshots_of(session, cluster_id)
                 done = [s for s in rows if s.status != "inProgress"]
-                gone = self._delete_snapshots(done)
-                if gone:
-                    events.emit(self, events.SNAPSHOT_DELETED, snapshots=gone, why="backup disabled")
-                if len(done) == len(rows):
+                deleted = self._delete_snapshots(done)
+                if deleted:
+                    events.emit(self, events.SNAPSHOT_DELETED, snapshots=deleted, why="backup disabled")
+                if len(deleted) == len(rows):
                     return
+                if len(done) == len(rows):
+                    continue  # a row got its copy while being deleted: read it again at once
             time.sleep(self.poll_interval)
 
     def _delete_snapshots(self, rows: Sequence[Snapshot]) -> list[str]:
@@ -669,10 +741,15 @@ class Service:
         for s, r in zip(stored, results, strict=True):
             if isinstance(r, Exception):
                 log.warning("could not delete snapshot %s from storage (kept for a retry): %s", s.id, r)
-        gone = [s.id for s in rows if s.id not in failed]
-        if gone:
+        gone = [s.id for s in rows if s.id not in failed and s.handle]
+        # A row read without a copy may have got one since (taken by another request or process): it
+        # stays, and is found again by the caller's next read.
+        uncopied = [s.id for s in rows if not s.handle]
+        if gone or uncopied:
             with self.store.write() as session:
                 queries.delete_snapshot_rows(session, gone)
+                queries.delete_uncopied_snapshot_rows(session, uncopied)
+                gone += list(set(uncopied) - queries.existing_snapshot_ids(session, uncopied))
         if failed:
             raise ApiError(
                 502, STORAGE_ERROR, f"Storage refused to delete {len(failed)} snapshot(s); try again."
@@ -810,6 +887,15 @@ class Service:
         with self.store.write() as session:
             queries.update_snapshots(session, changes)
             queries.delete_snapshot_rows(session, gone)
+            copied = [c["id"] for c in changes if c.get("handle")]
+            alive = queries.existing_snapshot_ids(session, copied) if copied else set()
+        self._forget_operations([c.get("op_token") for c in changes if c["status"] != "inProgress"])
+        # A row deleted while its copy ran (backup disabled by another request or process, R9): the
+        # copy has no row to account for it, so it goes at once rather than at the next reconciliation.
+        orphans = [c["handle"] for c in changes if c.get("handle") and c["id"] not in alive]
+        if orphans:
+            log.info("deleting %d snapshot(s) whose record was deleted while they were taken", len(orphans))
+            self._map(self.driver.delete_snapshot, orphans)
         events.snapshots_finished(self, changes)
         if gone:
             events.emit(self, events.RETENTION_DELETED, snapshots=gone)
@@ -850,6 +936,20 @@ class Service:
         if self.snapshot_delay and self.snapshot_delay[0] == "after":
             time.sleep(self.snapshot_delay[1])
         return token
+
+    def _forget_operations(self, tokens: Sequence[str | None]) -> None:
+        """Tell the driver these operations' results are in the database (drivers that keep records of
+        finished operations, as the local one does, delete them); a failure here only leaves a record."""
+        forget = getattr(self.driver, "forget_operation", None)
+        if forget is None:
+            return
+        for token in tokens:
+            if not token:
+                continue
+            try:
+                forget(token)
+            except (OSError, ValueError) as error:
+                log.warning("could not forget operation %s: %s", token, error)
 
     @staticmethod
     def _failure(snapshot_id: str, error: Exception, now: datetime) -> dict[str, Any]:
@@ -892,6 +992,8 @@ class Service:
             with self.store.write() as session:
                 queries.update_snapshots(session, changes)
             events.snapshots_finished(self, changes)
+            finished = {change["id"] for change in changes}
+            self._forget_operations([token for sid, token, _c, _k in items if sid in finished])
         if retention:
             self._apply_retention(sorted(retention))
         return running
@@ -1139,6 +1241,7 @@ class Service:
         events.emit(
             self, events.RESTORE_FINISHED, job=job_id, status=job.status, durationSeconds=took, reason=failure
         )
+        self._forget_operations([op["token"] for op in ops if op.get("token")])
         if failure:
             log.warning("restore job %s failed: %s", job_id, failure)
 
@@ -1184,6 +1287,24 @@ class Service:
         """
         if not isinstance(self.clock, ManualClock):
             raise RuntimeError("only a manual clock can be advanced")
+        # One advance at a time: in this process without waiting, across processes by a database lease.
+        if not self._advancing.acquire(blocking=False):
+            raise clock_advance.in_progress()
+        try:
+            with self.store.write() as session:
+                lease = clock_advance.take(session)
+            try:
+                return self._walk(seconds, lease)
+            finally:
+                with self.store.write() as session:
+                    clock_advance.release(session, lease)
+        finally:
+            self._advancing.release()
+
+    def _walk(self, seconds: int, lease: str) -> datetime:
+        # Each step (one batch) is its own transactions and holds work_lock only while it claims and
+        # copies, so requests are answered between steps.
+        renewed = time.monotonic()
         with self.advance_lock:
             target = self.clock.now() + timedelta(seconds=seconds)
             doomed: list[Snapshot] = []
@@ -1194,6 +1315,22 @@ class Service:
                 self._await_running()
                 if not jobs:
                     break
+                if self.snapshot_delay and self.snapshot_delay[0] == "step":
+                    time.sleep(self.snapshot_delay[1])
+                if self.stopping.is_set():
+                    # SIGTERM: end at this step, its retention applied, rather than walking on for minutes.
+                    with self.work_lock:
+                        self._run_snapshots([], expired=doomed)
+                    raise ApiError(
+                        503,
+                        SHUTTING_DOWN,
+                        f"The shim is stopping: the clock stands at {format_time(self.clock.now())}, every "
+                        "slot up to then taken. Advance the rest once it is back.",
+                    )
+                if time.monotonic() - renewed > clock_advance.LEASE_SECONDS / 4:
+                    with self.store.write() as session:
+                        clock_advance.renew(session, lease)
+                    renewed = time.monotonic()
             self.clock.set(target)
             with self.store.write() as session:
                 self._save_clock(session)
@@ -1325,6 +1462,9 @@ class Service:
             self._poll_snapshots(running)
             self._reconcile_storage()
             self._restart_queued()
+            # A stop between a step's results and its retention (a long advance, a tick) left a cluster
+            # with more than three: R8 is part of the reconciliation, so it holds after any stop.
+            self._retain_all()
             with self.store.read() as session:
                 restores = queries.restore_jobs_in_status(session, ["queued", "inProgress"])
             for job in restores:
@@ -1337,6 +1477,14 @@ class Service:
         caught_up = self.tick()
         if caught_up:
             log.info("reconcile: %d catch-up snapshot(s) after downtime", caught_up)
+
+    def _retain_all(self) -> None:
+        """R8 over every cluster that has more scheduled snapshots than it keeps."""
+        with self.store.read() as session:
+            over = queries.clusters_over_retention(session, rules.RETENTION_COUNT)
+        if over:
+            log.info("reconcile: applying retention to %d cluster(s)", len(over))
+            self._apply_retention(over)
 
     def _purge_unbacked(self) -> None:
         """R9 finished: a cluster without cloud provider snapshots keeps no snapshot (a crash mid-disable)."""
@@ -1360,7 +1508,10 @@ class Service:
 
         A stored snapshot of ours without a row, or whose row failed, is deleted; a completed row whose
         stored snapshot vanished (deleted behind our back) is marked failed. Work in flight is left alone.
+        A disable that another shim left half done (backup off, snapshots left) is finished too, so that
+        enabling that cluster again is not refused until a restart.
         """
+        self._purge_unbacked()
         self._reconcile_storage()
 
     def _reconcile_storage(self) -> None:

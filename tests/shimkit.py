@@ -184,6 +184,10 @@ class FlakyDriver:
     def delete_snapshot(self, handle: str) -> None:
         self.inner.delete_snapshot(handle)
 
+    def forget_operation(self, token: str) -> None:
+        if token not in self._failed_tokens:
+            self.inner.forget_operation(token)
+
     def snapshot_exists(self, handle: str) -> bool:
         return self.inner.snapshot_exists(handle)
 

@@ -55,7 +55,8 @@ class LocalDriver:
       volumes/<region>/<project_id>/<cluster_id>/member-<n>.img   a sparse file of size_gb GiB
       snapshots/<region>/<snapshot_id>.snap                       a full copy of a volume (holes kept)
       snapshots/<region>/<snapshot_id>.json                       its sidecar: checksum, sizes, source, tags
-      operations/<key>.json                                       outcome of a restore or a failed snapshot
+      operations/<key>.json                                       outcome of a restore or a failed snapshot,
+                                                                  until forget_operation (result recorded)
 
     With `durable` (the default) data, sidecars and directories are fsynced before an operation is
     reported done; turn it off only for data nobody needs after a power cut. `bytes_per_gb` is what one
@@ -437,6 +438,14 @@ class LocalDriver:
             error_code=record.get("errorCode"),
             error_message=record.get("errorMessage"),
         )
+
+    def forget_operation(self, token: str) -> None:
+        """The caller recorded this operation's result: its outcome record is no longer needed (R9 leaves
+        no file behind). Polling it afterwards reports it interrupted."""
+        kind, _, _rest = token.partition(":")
+        if kind not in ("snapshot", "restore"):
+            raise ValueError(f"not an operation of the local driver: {token!r}")
+        self._forget_outcome(token)
 
     def _forget_outcome(self, token: str) -> None:
         self._unsaved.pop(token, None)

@@ -35,6 +35,17 @@ def project(session: Session, project_id: str, *, for_update: bool = False) -> P
     return session.execute(statement).scalar_one_or_none()
 
 
+def lock_project(session: Session, project_id: str) -> Project | None:
+    """The project, held until the session's transaction ends: the lock every backup-method change takes.
+
+    On PostgreSQL a row lock (SELECT ... FOR UPDATE); on SQLite a Store.write() session began with
+    BEGIN IMMEDIATE, so the database's write lock is already held (call it in one). Either way a
+    second writer of the same project waits, then sees the first one's commit, so a check and the
+    write it guards are one step.
+    """
+    return project(session, project_id, for_update=True)
+
+
 def project_by_name(session: Session, name: str) -> Project | None:
     return session.execute(select(Project).where(Project.name == name)).scalar_one_or_none()
 
@@ -291,6 +302,13 @@ def snapshots_in_status(session: Session, status: str, limit: int | None = None)
     return list(session.execute(statement).scalars())
 
 
+def existing_snapshot_ids(session: Session, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunks(ids):
+        found.update(session.execute(select(Snapshot.id).where(Snapshot.id.in_(part))).scalars())
+    return found
+
+
 def snapshots_by_ids(session: Session, ids: Sequence[str]) -> list[Snapshot]:
     found: list[Snapshot] = []
     for part in chunks(ids):
@@ -319,6 +337,17 @@ def retention_facts(
     return found
 
 
+def clusters_over_retention(session: Session, keep: int) -> list[str]:
+    """Clusters with more than `keep` finished scheduled snapshots: those R8 may have to trim."""
+    rows = session.execute(
+        select(Snapshot.cluster_id)
+        .where(Snapshot.snapshot_type == "scheduled", Snapshot.status.in_(FINISHED))
+        .group_by(Snapshot.cluster_id)
+        .having(func.count() > keep)
+    ).scalars()
+    return sorted(rows)
+
+
 def update_snapshots(session: Session, changes: Sequence[dict[str, Any]]) -> None:
     """Apply per-snapshot column changes, grouped so that each group is one executemany."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -340,6 +369,16 @@ def delete_snapshot_rows(session: Session, ids: Sequence[str]) -> None:
     for part in chunks(ids):
         session.execute(
             delete(Snapshot).where(Snapshot.id.in_(part)).execution_options(synchronize_session=False)
+        )
+
+
+def delete_uncopied_snapshot_rows(session: Session, ids: Sequence[str]) -> None:
+    """Delete these rows unless a copy was recorded on them since they were read (their handle set)."""
+    for part in chunks(ids):
+        session.execute(
+            delete(Snapshot)
+            .where(Snapshot.id.in_(part), Snapshot.handle.is_(None))
+            .execution_options(synchronize_session=False)
         )
 
 

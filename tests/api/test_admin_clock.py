@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import threading
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -12,7 +15,7 @@ from shimkit import START, ApiClient, FlakyDriver, advance, create_cluster, crea
 
 from shim.app import create_app, shutdown
 from shim.auth import create_key
-from shim.clock import format_time
+from shim.clock import ManualClock, format_time
 from shim.config import Config
 from shim.drivers.local import LocalDriver
 
@@ -76,3 +79,113 @@ def test_the_manual_clock_cannot_go_back(client: ApiClient) -> None:
     response = client.post("/admin/clock", {"advanceSeconds": -1})
     assert response.status_code == 400
     assert client.get("/admin/clock").get_json() == {"now": format_time(START)}
+
+
+def test_a_project_key_cannot_move_the_clock(
+    client: ApiClient, make_key: Callable[..., tuple[str, str]]
+) -> None:
+    project_id = create_project(client)
+    project_client = client.as_key(make_key(project_id))
+    response = project_client.post("/admin/clock", {"advanceSeconds": 86400})
+    assert response.status_code == 403
+    assert response.get_json()["errorCode"] == "ORG_API_KEY_REQUIRED"
+    assert "organization key" in response.get_json()["detail"]
+    assert client.get("/admin/clock").get_json() == {"now": format_time(START)}
+    # Reading the clock is harmless: any key may.
+    assert project_client.get("/admin/clock").get_json() == {"now": format_time(START)}
+
+
+def test_an_advance_is_bounded_to_366_days_per_call(client: ApiClient) -> None:
+    response = client.post("/admin/clock", {"advanceSeconds": 366 * 86400 + 1})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["errorCode"] == "INVALID_ATTRIBUTE" and body["parameters"] == ["/advanceSeconds"]
+    assert "31622400" in body["detail"]
+    assert client.get("/admin/clock").get_json() == {"now": format_time(START)}
+    assert advance(client, 366 * 86400) == format_time(START + timedelta(days=366))
+
+
+def test_the_openapi_document_states_the_bound_of_an_advance(client: ApiClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    text = json.dumps(document)
+    assert '"maximum": 31622400' in text
+
+
+class BlockingDriver(FlakyDriver):
+    """Blocks the `block_at`-th snapshot start until released: an advance caught in the middle."""
+
+    def __init__(self, inner: LocalDriver, block_at: int) -> None:
+        super().__init__(inner)
+        self.block_at = block_at
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def start_snapshot(self, **kwargs: Any) -> str:
+        token = super().start_snapshot(**kwargs)
+        if len(self.started) == self.block_at:
+            self.reached.set()
+            assert self.release.wait(60)
+        return token
+
+
+@pytest.fixture
+def two_shims(data_dir: Path) -> Iterator[tuple[ApiClient, ApiClient, BlockingDriver]]:
+    """Two shim instances on one database (as two processes); the first's driver blocks its 3rd snapshot."""
+    apps: list[Flask] = []
+    drivers: list[BlockingDriver] = []
+
+    def factory(config: Config) -> BlockingDriver:
+        drivers.append(BlockingDriver(LocalDriver(config.data_dir, durable=False), block_at=3))
+        return drivers[-1]
+
+    for _ in range(2):
+        apps.append(
+            create_app(
+                Config(
+                    data_dir=data_dir,
+                    clock=ManualClock(START),
+                    manual_clock=True,
+                    scheduler=False,
+                    driver_factory=factory,
+                )
+            )
+        )
+    with apps[0].extensions["cloudbackup"].service.store.write() as session:
+        key = create_key(session, project_id=None, read_only=False)
+    yield ApiClient(apps[0].test_client(), key), ApiClient(apps[1].test_client(), key), drivers[0]
+    for driver in drivers:
+        driver.release.set()
+    for app in apps:
+        shutdown(app)
+
+
+def test_a_second_advance_while_one_runs_is_refused_also_from_another_process_and_requests_go_through(
+    two_shims: tuple[ApiClient, ApiClient, BlockingDriver],
+) -> None:
+    one, two, blocking = two_shims
+    project_id = create_project(one)
+    create_cluster(one, project_id)
+    enable_backup(one, project_id)  # snapshot 1
+    results: list[Any] = []
+    running = threading.Thread(
+        target=lambda: results.append(one.post("/admin/clock", {"advanceSeconds": 10 * 86400}))
+    )
+    running.start()
+    try:
+        assert blocking.reached.wait(60), "the advance never reached its third snapshot"
+        # Mid-advance: another advance is refused, through this shim and through the other one.
+        for client in (one.as_key(one.key), two):  # type: ignore[arg-type]
+            refused = client.post("/admin/clock", {"advanceSeconds": 60})
+            assert refused.status_code == 409, refused.get_json()
+            assert refused.get_json()["errorCode"] == "CLOCK_ADVANCE_IN_PROGRESS"
+            assert "Wait for it to answer" in refused.get_json()["detail"]
+        # ...while other requests, writes too, are answered.
+        other = two.post("/groups", {"name": "while-advancing"})
+        assert other.status_code == 201, other.get_json()
+    finally:
+        blocking.release.set()
+        running.join(60)
+    assert results and results[0].status_code == 200, results and results[0].get_json()
+    assert results[0].get_json()["now"] == format_time(START + timedelta(days=10))
+    # Once it answered, the next advance is accepted.
+    assert advance(two, 60)
