@@ -39,7 +39,15 @@ class _Handlers:
         """
         import importlib
 
-        modules = ("tf.gen.tfplugin_pb2", "provider.schema", "msgpack", "provider.client", "provider.plugin")
+        # hpack first: every start needs it to read Terraform's first request, the schema-only one too.
+        modules = (
+            "hpack",
+            "tf.gen.tfplugin_pb2",
+            "provider.schema",
+            "msgpack",
+            "provider.client",
+            "provider.plugin",
+        )
         return [lambda name=name: importlib.import_module(name) for name in modules] + [self._load]
 
     def get(self, path: str, default=None):

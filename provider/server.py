@@ -305,7 +305,9 @@ class _Connection:
         import contextlib
         import select
 
-        self.sock.setblocking(False)
+        # Blocking throughout: a read follows select (or TLS data already buffered), and a record that
+        # has begun to arrive is completed by the peer; switching modes around each write cost more.
+        self.sock.setblocking(True)
         try:
             self._flush()
             while True:
@@ -425,6 +427,4 @@ class _Connection:
     def _flush(self) -> None:
         data = self.http2.data_to_send()
         if data:
-            self.sock.setblocking(True)
             self.sock.sendall(data)
-            self.sock.setblocking(False)
