@@ -15,7 +15,7 @@ from shim.drivers import make_driver
 from shim.errors import install_error_handlers
 from shim.scheduler import Scheduler
 from shim.service import Service
-from shim.store import Store, default_url
+from shim.store import Store, default_url, migrate
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def create_app(config: Config | None = None) -> Flask:
     # The driver first: one that cannot start (settings, credentials) stops the shim before anything else.
     driver = make_driver(config)
     store = Store(config.database_url or default_url(config.data_dir))
-    store.migrate()
+    migrate.prepare(store, upgrade_behind=config.upgrade_db)
     clock: Clock = config.clock or (ManualClock() if config.manual_clock else RealClock())
     service = Service(
         store,

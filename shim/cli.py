@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from shim import dbcommands
 from shim.config import Config
 from shim.drivers import DRIVERS
 
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between reconciliations of the snapshot records with storage while serving"
         " (default 900; 0: only at start)",
     )
+    serve.add_argument(
+        "--upgrade-db",
+        action="store_true",
+        help="upgrade a database whose schema is behind this version (default: refuse to start)",
+    )
     # Waitress's request threads: four (its own default), not eight. On two cores more threads only contend
     # for the GIL (benchmarks/api_throughput.py measured ~8% more requests/s, and less CPU per request, with
     # four), and four still leave requests answered while a long one (a snapshot, a restore) runs.
@@ -76,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         "--project", metavar="PROJECT_ID", help="reach this project alone (default: organization key)"
     )
     create.add_argument("--read-only", action="store_true", help="a key that may only read")
+
+    dbcommands.add_parser(commands)
 
     provider = commands.add_parser("provider", help="the Terraform provider")
     provider_commands = provider.add_subparsers(dest="provider_command", required=True, metavar="COMMAND")
@@ -99,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "keys":
         return keys_create(args)
+    if args.command == "db":
+        return dbcommands.run(args)
     return provider_install(args)
 
 
@@ -120,12 +130,15 @@ def serve(args: argparse.Namespace) -> int:
         azure_resource_group=args.azure_resource_group,
         azure_endpoint=args.azure_endpoint,
         reconcile_interval_seconds=args.reconcile_interval,
+        upgrade_db=args.upgrade_db,
     )
-    configuration_errors: tuple[type[Exception], ...] = ()
+    from shim.store.migrate import SchemaError
+
+    configuration_errors: tuple[type[Exception], ...] = (SchemaError,)
     if config.driver == "azure":
         from shim.drivers.azure_settings import AzureConfigurationError
 
-        configuration_errors = (AzureConfigurationError,)
+        configuration_errors += (AzureConfigurationError,)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         # waitress's loop ends on SystemExit and finishes the requests in flight.

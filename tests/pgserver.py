@@ -47,9 +47,9 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(self.root, "nobody", "nogroup")
         run = _as_server_user()
+        initdb = [_binary("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]
         subprocess.run(
-            [*run, _binary("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]
-            + ["--no-sync", "--no-instructions"],
+            [*run, *initdb, "--no-sync", "--no-instructions"],
             check=True,
             capture_output=True,
         )
@@ -58,9 +58,9 @@ class PostgresServer:
             f"-k {self.socket_dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off"
             " -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB"
         )
+        pg_ctl = [_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log")]
         subprocess.run(
-            [*run, _binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log")]
-            + ["-w", "-s", "start"],
+            [*run, *pg_ctl, "-w", "-s", "start"],
             check=True,
             capture_output=True,
         )

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from shim.store.migrations import migrate
+from shim.store import migrate
 
 DATABASE_FILE = "cloudbackup.db"
 
@@ -68,10 +68,9 @@ class Store:
             self.engine.execution_options(cloudbackup_write=True), expire_on_commit=False, autoflush=False
         )
 
-    def migrate(self) -> int:
-        """Create the tables or bring them to the latest schema version."""
-        with self.engine.execution_options(cloudbackup_write=True).begin() as conn:
-            return migrate(conn)
+    def migrate(self) -> migrate.SchemaState:
+        """Create the tables or bring them to the head revision (Alembic, under a lock)."""
+        return migrate.upgrade(self)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

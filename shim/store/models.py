@@ -106,6 +106,9 @@ class Snapshot(Base):
     description: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The replica executing the snapshot's driver operation (Replica.id); another replica leaves it alone
+    # while that replica's lease lives.
+    owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class RestoreJob(Base):
@@ -127,6 +130,19 @@ class RestoreJob(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class Replica(Base):
+    """A running `serve` process on this database; its lease, renewed while it lives, covers the
+    operations it owns (by the wall clock, never the manual one)."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    description: Mapped[str] = mapped_column(String(256))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ApiKey(Base):
