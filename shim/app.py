@@ -15,7 +15,7 @@ from shim.drivers import make_driver
 from shim.errors import install_error_handlers
 from shim.scheduler import Scheduler
 from shim.service import Service
-from shim.store import Store, default_url, migrate
+from shim.store import Store, default_url, leases, migrate
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ def create_app(config: Config | None = None) -> Flask:
         snapshot_delay=config.snapshot_delay(),
     )
     service.load_manual_clock()
+    # One replica among any others on this database: its lease covers the operations it starts.
+    service.replica_id = leases.register(store)
     auth = DigestAuth(store, load_nonce_key(store), nonce_ttl_seconds=config.nonce_ttl_seconds)
 
     app = Flask("shim")
@@ -46,6 +48,9 @@ def create_app(config: Config | None = None) -> Flask:
     register(app, manual_clock=clock.manual)
     runtime = Runtime(config, service, auth)
     app.extensions["cloudbackup"] = runtime
+    if config.scheduler:
+        runtime.lease_keeper = leases.LeaseKeeper(store, service.replica_id)
+        runtime.lease_keeper.start()
     if config.reconcile:
         service.reconcile()
     if config.scheduler:
@@ -67,6 +72,10 @@ def shutdown(app: Flask) -> None:
     runtime: Runtime = app.extensions["cloudbackup"]
     if runtime.scheduler is not None:
         runtime.scheduler.stop()
+    if runtime.lease_keeper is not None:
+        runtime.lease_keeper.stop()
+    elif runtime.service.replica_id is not None:
+        leases.unregister(runtime.service.store, runtime.service.replica_id)
     with runtime.service.work_lock:
         runtime.service.close()
         runtime.service.driver.close()

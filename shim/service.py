@@ -49,7 +49,7 @@ from shim.errors import (
     STORAGE_ERROR,
     ApiError,
 )
-from shim.store import Store, queries
+from shim.store import Store, leases, queries
 from shim.store.models import Cluster, Project, RestoreJob, Setting, Snapshot, Volume
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,10 @@ class Service:
         # Held by a manual-clock advance from start to end, so the scheduler thread does not race it.
         self.advance_lock = threading.Lock()
         self._closed = False
+        # Replicas on one database: this process's id (shim.store.leases), stamped on the operations it
+        # runs; another live replica leaves them alone, and adopts them once this one's lease expires.
+        self.replica_id: str | None = None
+        self._next_adoption = 0.0
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -178,6 +182,14 @@ class Service:
             self.pool.shutdown(wait=True)
 
     def now(self) -> datetime:
+        if isinstance(self.clock, ManualClock):
+            # Shared by every replica: an advance through any of them moves the time of all.
+            with self.store.statements() as conn:
+                saved = conn.execute(
+                    select(Setting.value).where(Setting.key == MANUAL_CLOCK_SETTING)
+                ).scalar_one_or_none()
+            if saved is not None:
+                self.clock.set(parse_time(saved))
         return self.clock.now()
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
@@ -206,12 +218,13 @@ class Service:
     def _save_clock(self, session: Session) -> None:
         if not isinstance(self.clock, ManualClock):
             return
-        value = utc(self.clock.now()).isoformat()
-        setting = session.get(Setting, MANUAL_CLOCK_SETTING)
+        setting = session.get(Setting, MANUAL_CLOCK_SETTING, with_for_update=True)
         if setting is None:
-            session.add(Setting(key=MANUAL_CLOCK_SETTING, value=value))
+            session.add(Setting(key=MANUAL_CLOCK_SETTING, value=utc(self.clock.now()).isoformat()))
         else:
-            setting.value = value
+            # Another replica may have moved it further meanwhile: the shared clock never goes back.
+            self.clock.set(parse_time(setting.value))
+            setting.value = utc(self.clock.now()).isoformat()
 
     # --- projects ------------------------------------------------------------------------------------
 
@@ -435,6 +448,7 @@ class Service:
             volume_handle=source,
             description=description,
             created_at=created_at,
+            owner=self.replica_id,
         )
         session.add(snapshot)
         return SnapshotJob(
@@ -1020,6 +1034,7 @@ class Service:
                     status="queued",
                     operations=operations,
                     created_at=self.now(),
+                    owner=self.replica_id,
                 )
                 session.add(job)
                 target.state = "RESTORING"
@@ -1132,6 +1147,9 @@ class Service:
             return 0
         try:
             started = 0
+            if self.replica_id is not None and time.monotonic() >= self._next_adoption:
+                with self.work_lock:
+                    self._adopt_and_resume()
             with self.store.statements() as conn:
                 pending = queries.pending_work(conn)
             earliest = pending.earliest_due
@@ -1247,6 +1265,7 @@ class Service:
                         "region": region,
                         "volume_handle": source,
                         "created_at": taken_at,
+                        "owner": self.replica_id,
                     }
                 )
                 jobs.append(SnapshotJob(sid, row.id, row.project_id, row.name, "scheduled", region, source))
@@ -1263,8 +1282,11 @@ class Service:
     def _poll_running(self) -> int:
         """Poll every inProgress snapshot and restore job once; returns how many are still running."""
         with self.store.read() as session:
-            running = queries.snapshots_in_status(session, "inProgress")
-            restores = [job.id for job in queries.restore_jobs_in_status(session, ["inProgress"])]
+            running = queries.snapshots_in_status(session, "inProgress", owner=self.replica_id)
+            restores = [
+                job.id
+                for job in queries.restore_jobs_in_status(session, ["inProgress"], owner=self.replica_id)
+            ]
         still = self._poll_tokens(
             [(s.id, s.op_token or "", s.cluster_id, s.snapshot_type) for s in running if s.op_token]
         )
@@ -1298,13 +1320,16 @@ class Service:
                 log.info("reconcile: finishing the termination of cluster %s", cluster_id)
                 self._finish_termination(cluster_id)
             self._purge_unbacked()
+            self._adopt()
             with self.store.read() as session:
-                running = queries.snapshots_in_status(session, "inProgress")
+                running = queries.snapshots_in_status(session, "inProgress", owner=self.replica_id)
             self._poll_snapshots(running)
             self._reconcile_storage()
             self._restart_queued()
             with self.store.read() as session:
-                restores = queries.restore_jobs_in_status(session, ["queued", "inProgress"])
+                restores = queries.restore_jobs_in_status(
+                    session, ["queued", "inProgress"], owner=self.replica_id
+                )
             for job in restores:
                 log.info("reconcile: resuming restore job %s (%s)", job.id, job.status)
                 if job.status == "queued":
@@ -1314,6 +1339,24 @@ class Service:
         caught_up = self.tick()
         if caught_up:
             log.info("reconcile: %d catch-up snapshot(s) after downtime", caught_up)
+
+    def _adopt(self) -> tuple[list[str], list[str]]:
+        """Own the unfinished operations of replicas whose lease expired (and of none): (snapshots, jobs)."""
+        self._next_adoption = time.monotonic() + leases.LEASE_SECONDS / 2
+        with self.store.write() as session:
+            return leases.adopt_orphans(session, self.replica_id or "")
+
+    def _adopt_and_resume(self) -> None:
+        """While serving: a dead replica's queued snapshots are started again, its restores resumed; its
+        inProgress operations are polled by this replica's ticks from now on."""
+        snapshots, jobs = self._adopt()
+        if snapshots:
+            self._restart_queued()
+        for job_id in jobs:
+            with self.store.read() as session:
+                job = session.get(RestoreJob, job_id)
+            if job is not None and job.status == "queued":
+                self._run_restore(job_id)
 
     def _purge_unbacked(self) -> None:
         """R9 finished: a cluster without cloud provider snapshots keeps no snapshot (a crash mid-disable)."""
@@ -1427,7 +1470,9 @@ class Service:
         """
         while True:
             with self.store.read() as session:
-                queued = queries.snapshots_in_status(session, "queued", limit=self.batch_size)
+                queued = queries.snapshots_in_status(
+                    session, "queued", limit=self.batch_size, owner=self.replica_id
+                )
                 clusters = {
                     c.id: c for c in (session.get(Cluster, s.cluster_id) for s in queued) if c is not None
                 }

@@ -284,8 +284,16 @@ def snapshots_of(session: Session, cluster_id: str) -> list[Snapshot]:
     return list(session.execute(select(Snapshot).where(Snapshot.cluster_id == cluster_id)).scalars())
 
 
-def snapshots_in_status(session: Session, status: str, limit: int | None = None) -> list[Snapshot]:
+_ANY = object()
+
+
+def snapshots_in_status(
+    session: Session, status: str, limit: int | None = None, *, owner: str | object | None = _ANY
+) -> list[Snapshot]:
+    """Snapshots in `status`, oldest first; with `owner`, only that replica's (None: no replica's)."""
     statement = select(Snapshot).where(Snapshot.status == status).order_by(Snapshot.created_at, Snapshot.id)
+    if owner is not _ANY:
+        statement = statement.where(Snapshot.owner.is_(None) if owner is None else Snapshot.owner == owner)
     if limit is not None:
         statement = statement.limit(limit)
     return list(session.execute(statement).scalars())
@@ -368,9 +376,12 @@ def restore_jobs_page(
     return list(rows), total
 
 
-def restore_jobs_in_status(session: Session, statuses: Sequence[str]) -> list[RestoreJob]:
-    return list(
-        session.execute(
-            select(RestoreJob).where(RestoreJob.status.in_(statuses)).order_by(RestoreJob.created_at)
-        ).scalars()
-    )
+def restore_jobs_in_status(
+    session: Session, statuses: Sequence[str], *, owner: str | object | None = _ANY
+) -> list[RestoreJob]:
+    statement = select(RestoreJob).where(RestoreJob.status.in_(statuses)).order_by(RestoreJob.created_at)
+    if owner is not _ANY:
+        statement = statement.where(
+            RestoreJob.owner.is_(None) if owner is None else RestoreJob.owner == owner
+        )
+    return list(session.execute(statement).scalars())
