@@ -39,7 +39,8 @@ def create_app(config: Config | None = None) -> Flask:
     )
     service.load_manual_clock()
     # One replica among any others on this database: its lease covers the operations it starts.
-    service.replica_id = leases.register(store)
+    service.lease_seconds = config.lease_seconds
+    service.replica_id = leases.register(store, config.lease_seconds)
     auth = DigestAuth(store, load_nonce_key(store), nonce_ttl_seconds=config.nonce_ttl_seconds)
 
     app = Flask("shim")
@@ -49,7 +50,7 @@ def create_app(config: Config | None = None) -> Flask:
     runtime = Runtime(config, service, auth)
     app.extensions["cloudbackup"] = runtime
     if config.scheduler:
-        runtime.lease_keeper = leases.LeaseKeeper(store, service.replica_id)
+        runtime.lease_keeper = leases.LeaseKeeper(store, service.replica_id, config.lease_seconds)
         runtime.lease_keeper.start()
     if config.reconcile:
         service.reconcile()

@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="upgrade a database whose schema is behind this version (default: refuse to start)",
     )
+    serve.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="replicas on one database: how long a stopped replica's operations wait before another"
+        " replica adopts them (default 30)",
+    )
     # Waitress's request threads: four (its own default), not eight. On two cores more threads only contend
     # for the GIL (benchmarks/api_throughput.py measured ~8% more requests/s, and less CPU per request, with
     # four), and four still leave requests answered while a long one (a snapshot, a restore) runs.
@@ -131,6 +139,7 @@ def serve(args: argparse.Namespace) -> int:
         azure_endpoint=args.azure_endpoint,
         reconcile_interval_seconds=args.reconcile_interval,
         upgrade_db=args.upgrade_db,
+        lease_seconds=args.lease_seconds,
     )
     from shim.store.migrate import SchemaError
 

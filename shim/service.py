@@ -172,6 +172,7 @@ class Service:
         # Replicas on one database: this process's id (shim.store.leases), stamped on the operations it
         # runs; another live replica leaves them alone, and adopts them once this one's lease expires.
         self.replica_id: str | None = None
+        self.lease_seconds = leases.LEASE_SECONDS
         self._next_adoption = 0.0
 
     # --- plumbing ------------------------------------------------------------------------------------
@@ -1185,16 +1186,32 @@ class Service:
             target = self.clock.now() + timedelta(seconds=seconds)
             doomed: list[Snapshot] = []
             while True:
+                # Until no slot is due by the target: with other replicas claiming too, a batch may
+                # come back empty (all taken by them) while slots remain.
+                pending = self._publish_step(target)
                 with self.work_lock:
-                    jobs = self._claim_due(target, walk=True)
+                    jobs = self._claim_due(target, walk=True) if pending else []
                     doomed = self._run_snapshots(jobs, expired=doomed, defer_retention=bool(jobs))
                 self._await_running()
-                if not jobs:
+                if not pending:
                     break
             self.clock.set(target)
             with self.store.write() as session:
                 self._save_clock(session)
             return self.clock.now()
+
+    def _publish_step(self, target: datetime) -> bool:
+        """Move the shared clock over the next batch's slots before claiming them, so that the other
+        replicas' schedulers take part of them: never more than one slot per cluster (less than an
+        interval past the earliest), so their catch-up rule (R7) takes the same slot a walk would."""
+        with self.store.write() as session:
+            due = queries.due_clusters(session, target, self.batch_size)
+            if not due:
+                return False
+            window_end = due[0].next_due_at + rules.SNAPSHOT_INTERVAL - timedelta(seconds=1)
+            self.clock.set(min(due[-1].next_due_at, window_end, target))
+            self._save_clock(session)
+            return True
 
     def _claim_due(self, now: datetime, *, walk: bool) -> list[SnapshotJob]:
         """Claim the next batch of due slots and commit their `queued` snapshots (the intent).
@@ -1342,7 +1359,7 @@ class Service:
 
     def _adopt(self) -> tuple[list[str], list[str]]:
         """Own the unfinished operations of replicas whose lease expired (and of none): (snapshots, jobs)."""
-        self._next_adoption = time.monotonic() + leases.LEASE_SECONDS / 2
+        self._next_adoption = time.monotonic() + self.lease_seconds / 2
         with self.store.write() as session:
             return leases.adopt_orphans(session, self.replica_id or "")
 
