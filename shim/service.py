@@ -1185,15 +1185,18 @@ class Service:
         with self.advance_lock:
             target = self.clock.now() + timedelta(seconds=seconds)
             doomed: list[Snapshot] = []
+            pending = self._publish_step(target)
             while True:
                 # Until no slot is due by the target: with other replicas claiming too, a batch may
                 # come back empty (all taken by them) while slots remain.
-                pending = self._publish_step(target)
                 with self.work_lock:
                     jobs = self._claim_due(target, walk=True) if pending else []
+                    # The next step is published before this batch copies: other replicas take from it
+                    # meanwhile.
+                    pending = pending and self._publish_step(target)
                     doomed = self._run_snapshots(jobs, expired=doomed, defer_retention=bool(jobs))
                 self._await_running()
-                if not pending:
+                if not pending and not jobs:
                     break
             self.clock.set(target)
             with self.store.write() as session:
