@@ -86,7 +86,8 @@ class Snapshot(Base):
     __table_args__ = (
         # One slot never gets two snapshots, even across a restart or two racing ticks.
         UniqueConstraint("cluster_id", "slot_time", name="uq_snapshots_slot"),
-        Index("ix_snapshots_cluster_created", "cluster_id", "created_at"),
+        # A page of a cluster's snapshots, newest first, read straight off this index (backwards).
+        Index("ix_snapshots_cluster_created", "cluster_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)

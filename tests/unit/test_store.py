@@ -138,3 +138,12 @@ def test_batched_snapshot_updates_set_each_row_its_own_values(store: Store) -> N
         a, b = session.get(Snapshot, "a" * 24), session.get(Snapshot, "b" * 24)
         assert (a.status, a.handle, a.finished_at) == ("completed", "h-a", T0)  # type: ignore[union-attr]
         assert (b.status, b.failure_reason, b.handle) == ("failed", "X: y", None)  # type: ignore[union-attr]
+
+
+@pytest.mark.databases("sqlite")  # EXPLAIN QUERY PLAN
+def test_a_page_of_snapshots_is_read_off_the_cluster_index_without_a_sort(store: Store) -> None:
+    page = queries._SNAPSHOT_PAGE.params(cluster_id="c" * 24, limit=10, offset=0)
+    compiled = page.compile(store.engine, compile_kwargs={"literal_binds": True})
+    with store.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    assert "ix_snapshots_cluster_created" in plan and "TEMP B-TREE" not in plan, plan

@@ -130,7 +130,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("cluster_id", "slot_time", name="uq_snapshots_slot"),
     )
     with op.batch_alter_table("snapshots", schema=None) as batch_op:
-        batch_op.create_index("ix_snapshots_cluster_created", ["cluster_id", "created_at"], unique=False)
+        batch_op.create_index(
+            "ix_snapshots_cluster_created", ["cluster_id", "created_at", "id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_snapshots_status"), ["status"], unique=False)
 
     op.create_table(
