@@ -142,8 +142,10 @@ def test_batched_snapshot_updates_set_each_row_its_own_values(store: Store) -> N
 
 @pytest.mark.databases("sqlite")  # EXPLAIN QUERY PLAN
 def test_a_page_of_snapshots_is_read_off_the_cluster_index_without_a_sort(store: Store) -> None:
-    page = queries._SNAPSHOT_PAGE.params(cluster_id="c" * 24, limit=10, offset=0)
-    compiled = page.compile(store.engine, compile_kwargs={"literal_binds": True})
+    compiled = queries._SNAPSHOT_PAGE.compile(store.engine)
+    values = {"cluster_id": "c" * 24, "limit": 10, "offset": 0}
+    positional = tuple(values[name] for name in compiled.positiontup or ())
     with store.connect() as conn:
-        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+        rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", positional)
+        plan = " ".join(str(row[-1]) for row in rows)
     assert "ix_snapshots_cluster_created" in plan and "TEMP B-TREE" not in plan, plan
