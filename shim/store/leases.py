@@ -28,11 +28,34 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def _dead_on_this_host(description: str) -> bool:
+    """A replica of this machine whose process is gone (killed). One whose pid is alive, this process's
+    included (a container restarted as pid 1 again), keeps its lease until it expires."""
+    host, _, pid_text = description.rpartition(" pid ")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def register(store: Store, lease_seconds: float = LEASE_SECONDS) -> str:
-    """A new replica id, recorded with a lease; the id is unique per process start."""
+    """A new replica id, recorded with a lease; the id is unique per process start.
+
+    A replica of this machine whose process is gone (a kill -9, then a restart) is forgotten at once, so
+    its work is adopted now rather than when its lease would have expired.
+    """
     replica_id = uuid.uuid4().hex
     now = wall_clock()
     with store.write() as session:
+        for other_id, description in session.execute(select(Replica.id, Replica.description)).all():
+            if _dead_on_this_host(description):
+                log.info("replica %s (%s) is gone: its work is adopted now", other_id, description)
+                session.execute(delete(Replica).where(Replica.id == other_id))
         session.add(
             Replica(
                 id=replica_id,
