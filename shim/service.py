@@ -1198,10 +1198,35 @@ class Service:
                 self._await_running()
                 if not pending and not jobs:
                     break
+            self._await_other_replicas(target)
             self.clock.set(target)
             with self.store.write() as session:
                 self._save_clock(session)
             return self.clock.now()
+
+    def _await_other_replicas(self, target: datetime) -> None:
+        """Return once every scheduled slot up to `target` is finished, whichever replica took it (or
+        adopts it from a dead one), so that an advance returns with its work done, as with one replica."""
+        delay = 0.01
+        unfinished = (
+            select(Snapshot.id)
+            .where(
+                Snapshot.status.in_(leases.UNFINISHED),
+                Snapshot.snapshot_type == "scheduled",
+                Snapshot.slot_time <= target,
+            )
+            .limit(1)
+        )
+        while True:
+            with self.store.read() as session:
+                if session.execute(unfinished).first() is None:
+                    return
+            with self.work_lock:
+                if self.replica_id is not None and time.monotonic() >= self._next_adoption:
+                    self._adopt_and_resume()
+                self._poll_running()
+            time.sleep(delay)
+            delay = min(delay * 2, self.poll_interval)
 
     def _publish_step(self, target: datetime) -> bool:
         """Move the shared clock over the next batch's slots before claiming them, so that the other
