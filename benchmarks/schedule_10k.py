@@ -94,13 +94,13 @@ def run(
             time.sleep(0.05)
 
     tickers = [threading.Thread(target=keep_ticking, args=(other,)) for other in others]
-    for ticker in tickers:
-        ticker.start()
     try:
         started = time.perf_counter()
         members = insert_fleet(service.store, count, next_due_at=START)
         write_volumes(data_dir, members, volume_size)
         setup = time.perf_counter() - started
+        for ticker in tickers:  # once the volumes exist
+            ticker.start()
 
         # Days 1-3 fill every cluster's retention (3 scheduled snapshots each); day 4, the one timed, takes
         # a fourth and so deletes the first: the steady state of a fleet that has been running for a while.
@@ -125,7 +125,8 @@ def run(
     finally:
         stop.set()
         for ticker in tickers:
-            ticker.join()
+            if ticker.is_alive():
+                ticker.join()
         for other in others:
             shutdown(other)
         shutdown(app)
