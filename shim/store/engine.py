@@ -60,8 +60,9 @@ class Store:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-        self._statements = (
-            self.engine.execution_options(cloudbackup_statements=True) if self.is_sqlite else self.engine
+        # PostgreSQL: autocommit, so that a one-statement read sends no BEGIN and no ROLLBACK either.
+        self._statements = self.engine.execution_options(
+            **({"cloudbackup_statements": True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"})
         )
         self._reader = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._writer = sessionmaker(
