@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleet import START, insert_fleet, set_manual_clock
+from fleet import START, Database, insert_fleet, set_manual_clock
 
 from shim.store import Store, default_url
 
@@ -46,12 +46,15 @@ def main() -> int:
     )
     parser.add_argument("--fleet", type=int, default=10_000, help="other backed-up clusters in the database")
     parser.add_argument("--dir", type=Path, default=None, help="where to work (default: a temporary dir)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cloudbackup-api-", dir=args.dir))
+    database = Database(args.database)
     try:
-        return run(work, args)
+        return run(work, args, database)
     finally:
+        database.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -60,11 +63,13 @@ def cloudbackup() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "shim.cli"]
 
 
-def run(work: Path, args: argparse.Namespace) -> int:
+def run(work: Path, args: argparse.Namespace, database: Database) -> int:
     data_dir = work / "data"
     data_dir.mkdir(parents=True)
     # The database a fleet in its steady state would have: the listed cluster is one among many.
-    store = Store(default_url(data_dir), pool_size=1)
+    url = database.url() or default_url(data_dir)
+    where = ["--database", url] if database.url() else ["--data-dir", str(data_dir)]
+    store = Store(url, pool_size=1)
     try:
         store.migrate()
         set_manual_clock(store, START)
@@ -76,7 +81,7 @@ def run(work: Path, args: argparse.Namespace) -> int:
         store.close()
     keys = json.loads(
         subprocess.run(
-            [*cloudbackup(), "keys", "create", "--data-dir", str(data_dir)],
+            [*cloudbackup(), "keys", "create", *where],
             check=True,
             capture_output=True,
             text=True,
@@ -85,6 +90,7 @@ def run(work: Path, args: argparse.Namespace) -> int:
     log = open(work / "serve.log", "w")  # noqa: SIM115 - closed after the server stops
     server = subprocess.Popen(
         [*cloudbackup(), "serve", "--port", "0", "--data-dir", str(data_dir), "--manual-clock"]
+        + (["--database", url] if database.url() else [])
         + (["--threads", str(args.server_threads)] if args.server_threads else []),
         stdout=subprocess.PIPE,
         stderr=log,
@@ -162,7 +168,7 @@ def run(work: Path, args: argparse.Namespace) -> int:
     )
     print(
         f"  server: `cloudbackup serve --manual-clock` (waitress, its default threads, local driver) with "
-        f"{args.fleet} other backed-up clusters in its SQLite database"
+        f"{args.fleet} other backed-up clusters in its {database.kind} database"
     )
     print(
         f"  client: {args.connections} processes, one keep-alive connection each, closed loop, "

@@ -172,3 +172,29 @@ def filesystem(path: Path) -> str:
         ) > len(best[0]):
             best = (mount_point, fs_type)
     return best[1]
+
+
+class Database:
+    """The database a benchmark runs on: SQLite in the data directory, or a throw-away PostgreSQL server."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.server = None
+        if kind == "postgresql":
+            import sys
+
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+            from pgserver import PostgresServer
+
+            self.server = PostgresServer()
+            self.server.start()
+            with self.server.admin() as conn:
+                conn.execute("CREATE DATABASE bench")
+
+    def url(self) -> str | None:
+        """None: SQLite in the data directory."""
+        return self.server.url("bench") if self.server is not None else None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleet import START, filesystem, insert_fleet
+from fleet import START, Database, filesystem, insert_fleet
 
 from shim import rules
 from shim.app import create_app, shutdown
@@ -37,17 +37,26 @@ def main() -> int:
         help="sleep between ticks, as the scheduler thread does (it ticks once a second); default 1 ms",
     )
     parser.add_argument("--dir", type=Path, default=None, help="where to work (default: a temporary dir)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cloudbackup-tick-", dir=args.dir))
     try:
-        return run(work, args.clusters, args.ticks, args.pause_ms / 1000)
+        database = Database(args.database)
+        try:
+            return run(work, args.clusters, args.ticks, args.pause_ms / 1000, database)
+        finally:
+            database.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, count: int, ticks: int, pause: float) -> int:
-    app = create_app(Config(data_dir=work / "data", manual_clock=True, clock=ManualClock(START)))
+def run(work: Path, count: int, ticks: int, pause: float, database: Database) -> int:
+    app = create_app(
+        Config(
+            data_dir=work / "data", database_url=database.url(), manual_clock=True, clock=ManualClock(START)
+        )
+    )
     service: Service = app.extensions["cloudbackup"].service
     try:
         # Due times spread over the coming day, none of them by now; three completed snapshots each, so
@@ -75,8 +84,8 @@ def run(work: Path, count: int, ticks: int, pause: float) -> int:
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
     print(
         f"idle_tick: Service.tick() with nothing due, {count} clusters with backup and "
-        f"{count * rules.RETENTION_COUNT} snapshot rows, SQLite (WAL) on {filesystem(work)}, {ticks} ticks "
-        f"{pause * 1000:g} ms apart"
+        f"{count * rules.RETENTION_COUNT} snapshot rows, {database.kind} on {filesystem(work)}, "
+        f"{ticks} ticks {pause * 1000:g} ms apart"
     )
     print(
         f"  machine: {os.cpu_count()} CPUs, 1-minute load average {load_before:.1f} before and "

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleet import MIB, REGIONS, START, filesystem, insert_fleet, write_volumes
+from fleet import MIB, REGIONS, START, Database, filesystem, insert_fleet, write_volumes
 from sqlalchemy import func, select
 
 from shim import rules
@@ -39,11 +40,24 @@ def main() -> int:
         "--driver-workers", type=int, default=None, help="the service's driver pool (default: serve's)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory afterwards")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="shims on the database; the others tick while the first advances (threads of this process)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cloudbackup-schedule-", dir=args.dir))
     try:
-        return run(work, args.clusters, args.volume_mib * MIB, args.driver_workers)
+        database = Database(args.database)
+        try:
+            return run(
+                work, args.clusters, args.volume_mib * MIB, args.driver_workers, database, args.replicas
+            )
+        finally:
+            database.close()
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -51,10 +65,13 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, count: int, volume_size: int, driver_workers: int | None) -> int:
+def run(
+    work: Path, count: int, volume_size: int, driver_workers: int | None, database: Database, replicas: int
+) -> int:
     data_dir = work / "data"
     config = Config(
         data_dir=data_dir,
+        database_url=database.url(),
         manual_clock=True,
         clock=ManualClock(START),
         # The only benchmark-only setting: one "GB" of size_gb is `volume_size` bytes, so diskSizeGB 1 makes a
@@ -65,11 +82,25 @@ def run(work: Path, count: int, volume_size: int, driver_workers: int | None) ->
         config.driver_workers = driver_workers
     app = create_app(config)
     service: Service = app.extensions["cloudbackup"].service
+    others = [
+        create_app(Config(**{**config.__dict__, "clock": ManualClock(START)})) for _ in range(replicas - 1)
+    ]
+    stop = threading.Event()
+
+    def keep_ticking(other: Any) -> None:
+        # A serving replica's scheduler, ticking as often as it can while the first one advances.
+        while not stop.is_set():
+            other.extensions["cloudbackup"].service.tick()
+            time.sleep(0.05)
+
+    tickers = [threading.Thread(target=keep_ticking, args=(other,)) for other in others]
     try:
         started = time.perf_counter()
         members = insert_fleet(service.store, count, next_due_at=START)
         write_volumes(data_dir, members, volume_size)
         setup = time.perf_counter() - started
+        for ticker in tickers:  # once the volumes exist
+            ticker.start()
 
         # Days 1-3 fill every cluster's retention (3 scheduled snapshots each); day 4, the one timed, takes
         # a fourth and so deletes the first: the steady state of a fleet that has been running for a while.
@@ -92,6 +123,12 @@ def run(work: Path, count: int, volume_size: int, driver_workers: int | None) ->
                 select(func.count()).select_from(Snapshot).where(Snapshot.created_at > moment)
             ).scalar_one()
     finally:
+        stop.set()
+        for ticker in tickers:
+            if ticker.is_alive():
+                ticker.join()
+        for other in others:
+            shutdown(other)
         shutdown(app)
 
     deleted = before["rows"] + new_rows - after["rows"]
@@ -100,7 +137,8 @@ def run(work: Path, count: int, volume_size: int, driver_workers: int | None) ->
         f"{volume_size // MIB} MiB of random data, in {len(REGIONS)} regions"
     )
     print(
-        f"  local driver, durable (data, sidecars and directories fsynced), SQLite in WAL mode, "
+        f"  local driver, durable (data, sidecars and directories fsynced), {database.kind}, "
+        f"{replicas} replica(s), "
         f"{os.cpu_count()} CPUs, {work} on {filesystem(work)}"
     )
     print(

@@ -16,7 +16,7 @@ from shim.drivers import make_driver
 from shim.errors import install_error_handlers
 from shim.scheduler import Scheduler
 from shim.service import Service
-from shim.store import Store, default_url
+from shim.store import Store, default_url, leases, migrate
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def create_app(config: Config | None = None) -> Flask:
     # The driver first: one that cannot start (settings, credentials) stops the shim before anything else.
     driver = make_driver(config)
     store = Store(config.database_url or default_url(config.data_dir))
-    store.migrate()
+    migrate.prepare(store, upgrade_behind=config.upgrade_db)
     clock: Clock = config.clock or (ManualClock() if config.manual_clock else RealClock())
     service = Service(
         store,
@@ -41,6 +41,9 @@ def create_app(config: Config | None = None) -> Flask:
         snapshot_delay=config.snapshot_delay(),
     )
     service.load_manual_clock()
+    # One replica among any others on this database: its lease covers the operations it starts.
+    service.lease_seconds = config.lease_seconds
+    service.replica_id = leases.register(store, config.lease_seconds)
     auth = DigestAuth(store, load_nonce_key(store), nonce_ttl_seconds=config.nonce_ttl_seconds)
 
     app = Flask("shim")
@@ -55,6 +58,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(page.blueprint())
     runtime = Runtime(config, service, auth)
     app.extensions["cloudbackup"] = runtime
+    if config.scheduler:
+        runtime.lease_keeper = leases.LeaseKeeper(store, service.replica_id, config.lease_seconds)
+        runtime.lease_keeper.start()
     if config.reconcile:
         service.reconcile()
     if config.scheduler:
@@ -76,6 +82,10 @@ def shutdown(app: Flask) -> None:
     runtime: Runtime = app.extensions["cloudbackup"]
     if runtime.scheduler is not None:
         runtime.scheduler.stop()
+    if runtime.lease_keeper is not None:
+        runtime.lease_keeper.stop()
+    elif runtime.service.replica_id is not None:
+        leases.unregister(runtime.service.store, runtime.service.replica_id)
     with runtime.service.work_lock:
         runtime.service.close()
         runtime.service.driver.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from shim import logs
+from shim import dbcommands, logs
 from shim.commands import OK, CommandError, default_data_dir
 from shim.config import Config
 from shim.drivers import DRIVERS
@@ -86,6 +86,19 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between reconciliations of the snapshot records with storage while serving"
         " (default 900; 0: only at start)",
     )
+    serve.add_argument(
+        "--upgrade-db",
+        action="store_true",
+        help="upgrade a database whose schema is behind this version (default: refuse to start)",
+    )
+    serve.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="replicas on one database: how long a stopped replica's operations wait before another"
+        " replica adopts them (default 30)",
+    )
     # Waitress's request threads: four (its own default), not eight. On two cores more threads only contend
     # for the GIL (benchmarks/api_throughput.py measured ~8% more requests/s, and less CPU per request, with
     # four), and four still leave requests answered while a long one (a snapshot, a restore) runs.
@@ -100,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         help="also serve GET /metrics without a key on this address (host default 127.0.0.1)",
     )
     serve_parser.set_defaults(run=serve)
+
+    dbcommands.add_parser(commands)
 
     provider = commands.add_parser("provider", help="the Terraform provider")
     provider_commands = provider.add_subparsers(dest="provider_command", required=True, metavar="COMMAND")
@@ -155,12 +170,16 @@ def serve(args: argparse.Namespace) -> int:
         azure_resource_group=args.azure_resource_group,
         azure_endpoint=args.azure_endpoint,
         reconcile_interval_seconds=args.reconcile_interval,
+        upgrade_db=args.upgrade_db,
+        lease_seconds=args.lease_seconds,
     )
-    configuration_errors: tuple[type[Exception], ...] = ()
+    from shim.store.migrate import SchemaError
+
+    configuration_errors: tuple[type[Exception], ...] = (SchemaError,)
     if config.driver == "azure":
         from shim.drivers.azure_settings import AzureConfigurationError
 
-        configuration_errors = (AzureConfigurationError,)
+        configuration_errors += (AzureConfigurationError,)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         # waitress's loop ends on SystemExit and finishes the requests in flight; a clock advance among

@@ -19,6 +19,10 @@ class Config:
 
     data_dir: Path = field(default_factory=lambda: Path(".cloudbackup"))
     database_url: str | None = None  # None: SQLite in the data directory
+    # Replicas on one database: how long a replica's operations stay its own after it stops renewing.
+    lease_seconds: float = 30.0
+    # Upgrade a database whose schema is behind at start (an empty one is always created at head).
+    upgrade_db: bool = False
     driver: str = "local"
     manual_clock: bool = False
     host: str = "127.0.0.1"

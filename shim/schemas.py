@@ -90,6 +90,14 @@ SHIM_DOCUMENT: dict[str, Any] = {
                 "driver": {"type": "string", "description": "Name of the snapshot driver in use."},
             },
         },
+        "readiness": {
+            "type": "object",
+            "description": "Whether the shim can serve requests: its database answers and is at its schema.",
+            "properties": {
+                "status": {"type": "string", "description": "ready, when the shim can serve requests."},
+                "schemaRevision": {"type": "string", "description": "The database's schema revision."},
+            },
+        },
     },
 }
 

@@ -49,7 +49,7 @@ from shim.errors import (
     STORAGE_ERROR,
     ApiError,
 )
-from shim.store import Store, queries
+from shim.store import Store, leases, queries
 from shim.store.models import Cluster, Project, RestoreJob, Setting, Snapshot, Volume
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,11 @@ class Service:
         # Set when the process is asked to stop (SIGTERM): a clock advance ends at its next step.
         self.stopping = threading.Event()
         self._closed = False
+        # Replicas on one database: this process's id (shim.store.leases), stamped on the operations it
+        # runs; another live replica leaves them alone, and adopts them once this one's lease expires.
+        self.replica_id: str | None = None
+        self.lease_seconds = leases.LEASE_SECONDS
+        self._next_adoption = 0.0
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -184,6 +189,14 @@ class Service:
             self.pool.shutdown(wait=True)
 
     def now(self) -> datetime:
+        if isinstance(self.clock, ManualClock):
+            # Shared by every replica: an advance through any of them moves the time of all.
+            with self.store.statements() as conn:
+                saved = conn.execute(
+                    select(Setting.value).where(Setting.key == MANUAL_CLOCK_SETTING)
+                ).scalar_one_or_none()
+            if saved is not None:
+                self.clock.set(parse_time(saved))
         return self.clock.now()
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
@@ -212,12 +225,13 @@ class Service:
     def _save_clock(self, session: Session) -> None:
         if not isinstance(self.clock, ManualClock):
             return
-        value = utc(self.clock.now()).isoformat()
-        setting = session.get(Setting, MANUAL_CLOCK_SETTING)
+        setting = session.get(Setting, MANUAL_CLOCK_SETTING, with_for_update=True)
         if setting is None:
-            session.add(Setting(key=MANUAL_CLOCK_SETTING, value=value))
+            session.add(Setting(key=MANUAL_CLOCK_SETTING, value=utc(self.clock.now()).isoformat()))
         else:
-            setting.value = value
+            # Another replica may have moved it further meanwhile: the shared clock never goes back.
+            self.clock.set(parse_time(setting.value))
+            setting.value = utc(self.clock.now()).isoformat()
 
     # --- projects ------------------------------------------------------------------------------------
 
@@ -443,6 +457,7 @@ class Service:
             volume_handle=source,
             description=description,
             created_at=created_at,
+            owner=self.replica_id,
         )
         session.add(snapshot)
         events.emit(
@@ -1136,6 +1151,7 @@ class Service:
                     status="queued",
                     operations=operations,
                     created_at=self.now(),
+                    owner=self.replica_id,
                 )
                 session.add(job)
                 target.state = "RESTORING"
@@ -1256,6 +1272,9 @@ class Service:
             return 0
         try:
             started = 0
+            if self.replica_id is not None and time.monotonic() >= self._next_adoption:
+                with self.work_lock:
+                    self._adopt_and_resume()
             with self.store.statements() as conn:
                 pending = queries.pending_work(conn)
             earliest = pending.earliest_due
@@ -1308,12 +1327,18 @@ class Service:
         with self.advance_lock:
             target = self.clock.now() + timedelta(seconds=seconds)
             doomed: list[Snapshot] = []
+            pending = self._publish_step(target)
             while True:
+                # Until no slot is due by the target: with other replicas claiming too, a batch may
+                # come back empty (all taken by them) while slots remain.
                 with self.work_lock:
-                    jobs = self._claim_due(target, walk=True)
+                    jobs = self._claim_due(target, walk=True) if pending else []
+                    # The next step is published before this batch copies: other replicas take from it
+                    # meanwhile.
+                    pending = pending and self._publish_step(target)
                     doomed = self._run_snapshots(jobs, expired=doomed, defer_retention=bool(jobs))
                 self._await_running()
-                if not jobs:
+                if not pending and not jobs:
                     break
                 if self.snapshot_delay and self.snapshot_delay[0] == "step":
                     time.sleep(self.snapshot_delay[1])
@@ -1331,10 +1356,48 @@ class Service:
                     with self.store.write() as session:
                         clock_advance.renew(session, lease)
                     renewed = time.monotonic()
+            self._await_other_replicas(target)
             self.clock.set(target)
             with self.store.write() as session:
                 self._save_clock(session)
             return self.clock.now()
+
+    def _await_other_replicas(self, target: datetime) -> None:
+        """Return once every scheduled slot up to `target` is finished, whichever replica took it (or
+        adopts it from a dead one), so that an advance returns with its work done, as with one replica."""
+        delay = 0.01
+        unfinished = (
+            select(Snapshot.id)
+            .where(
+                Snapshot.status.in_(leases.UNFINISHED),
+                Snapshot.snapshot_type == "scheduled",
+                Snapshot.slot_time <= target,
+            )
+            .limit(1)
+        )
+        while True:
+            with self.store.read() as session:
+                if session.execute(unfinished).first() is None:
+                    return
+            with self.work_lock:
+                if self.replica_id is not None and time.monotonic() >= self._next_adoption:
+                    self._adopt_and_resume()
+                self._poll_running()
+            time.sleep(delay)
+            delay = min(delay * 2, self.poll_interval)
+
+    def _publish_step(self, target: datetime) -> bool:
+        """Move the shared clock over the next batch's slots before claiming them, so that the other
+        replicas' schedulers take part of them: never more than one slot per cluster (less than an
+        interval past the earliest), so their catch-up rule (R7) takes the same slot a walk would."""
+        with self.store.write() as session:
+            due = queries.due_clusters(session, target, self.batch_size)
+            if not due:
+                return False
+            window_end = due[0].next_due_at + rules.SNAPSHOT_INTERVAL - timedelta(seconds=1)
+            self.clock.set(min(due[-1].next_due_at, window_end, target))
+            self._save_clock(session)
+            return True
 
     def _claim_due(self, now: datetime, *, walk: bool) -> list[SnapshotJob]:
         """Claim the next batch of due slots and commit their `queued` snapshots (the intent).
@@ -1405,6 +1468,7 @@ class Service:
                         "region": region,
                         "volume_handle": source,
                         "created_at": taken_at,
+                        "owner": self.replica_id,
                     }
                 )
                 jobs.append(SnapshotJob(sid, row.id, row.project_id, row.name, "scheduled", region, source))
@@ -1422,8 +1486,11 @@ class Service:
     def _poll_running(self) -> int:
         """Poll every inProgress snapshot and restore job once; returns how many are still running."""
         with self.store.read() as session:
-            running = queries.snapshots_in_status(session, "inProgress")
-            restores = [job.id for job in queries.restore_jobs_in_status(session, ["inProgress"])]
+            running = queries.snapshots_in_status(session, "inProgress", owner=self.replica_id)
+            restores = [
+                job.id
+                for job in queries.restore_jobs_in_status(session, ["inProgress"], owner=self.replica_id)
+            ]
         still = self._poll_tokens(
             [(s.id, s.op_token or "", s.cluster_id, s.snapshot_type) for s in running if s.op_token]
         )
@@ -1457,8 +1524,9 @@ class Service:
                 log.info("reconcile: finishing the termination of cluster %s", cluster_id)
                 self._finish_termination(cluster_id)
             self._purge_unbacked()
+            self._adopt()
             with self.store.read() as session:
-                running = queries.snapshots_in_status(session, "inProgress")
+                running = queries.snapshots_in_status(session, "inProgress", owner=self.replica_id)
             self._poll_snapshots(running)
             self._reconcile_storage()
             self._restart_queued()
@@ -1466,7 +1534,9 @@ class Service:
             # with more than three: R8 is part of the reconciliation, so it holds after any stop.
             self._retain_all()
             with self.store.read() as session:
-                restores = queries.restore_jobs_in_status(session, ["queued", "inProgress"])
+                restores = queries.restore_jobs_in_status(
+                    session, ["queued", "inProgress"], owner=self.replica_id
+                )
             for job in restores:
                 log.info("reconcile: resuming restore job %s (%s)", job.id, job.status)
                 events.emit(self, events.RECONCILE_FINDING, finding="restore resumed", job=job.id)
@@ -1485,6 +1555,24 @@ class Service:
         if over:
             log.info("reconcile: applying retention to %d cluster(s)", len(over))
             self._apply_retention(over)
+
+    def _adopt(self) -> tuple[list[str], list[str]]:
+        """Own the unfinished operations of replicas whose lease expired (and of none): (snapshots, jobs)."""
+        self._next_adoption = time.monotonic() + self.lease_seconds / 2
+        with self.store.write() as session:
+            return leases.adopt_orphans(session, self.replica_id or "")
+
+    def _adopt_and_resume(self) -> None:
+        """While serving: a dead replica's queued snapshots are started again, its restores resumed; its
+        inProgress operations are polled by this replica's ticks from now on."""
+        snapshots, jobs = self._adopt()
+        if snapshots:
+            self._restart_queued()
+        for job_id in jobs:
+            with self.store.read() as session:
+                job = session.get(RestoreJob, job_id)
+            if job is not None and job.status == "queued":
+                self._run_restore(job_id)
 
     def _purge_unbacked(self) -> None:
         """R9 finished: a cluster without cloud provider snapshots keeps no snapshot (a crash mid-disable)."""
@@ -1605,7 +1693,9 @@ class Service:
         """
         while True:
             with self.store.read() as session:
-                queued = queries.snapshots_in_status(session, "queued", limit=self.batch_size)
+                queued = queries.snapshots_in_status(
+                    session, "queued", limit=self.batch_size, owner=self.replica_id
+                )
                 clusters = {
                     c.id: c for c in (session.get(Cluster, s.cluster_id) for s in queued) if c is not None
                 }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from pgserver import PostgresServer
 from shimkit import START, ApiClient, FlakyDriver
 from shimstorage import DRIVER_KINDS, ShimStorage, make_storage
 
@@ -17,6 +18,8 @@ from shim.app import create_app, shutdown
 from shim.auth import create_key
 from shim.clock import ManualClock
 from shim.config import Config
+
+DATABASES = ("sqlite", "postgresql")
 
 # --- one suite for every driver ----------------------------------------------------------------------
 
@@ -27,12 +30,19 @@ def pytest_configure(config: pytest.Config) -> None:
         "drivers(*kinds): run the test once per driver kind (default: every kind) behind the shim;"
         " the `storage` fixture shows that driver's storage",
     )
+    config.addinivalue_line(
+        "markers",
+        "databases(*kinds): run the test on these databases only (default: sqlite and postgresql)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("drivers")
     if marker is not None and "storage" in metafunc.fixturenames:
         metafunc.parametrize("storage", marker.args or DRIVER_KINDS, indirect=True)
+    if "database_url" in metafunc.fixturenames:
+        databases = metafunc.definition.get_closest_marker("databases")
+        metafunc.parametrize("database_url", databases.args if databases else DATABASES, indirect=True)
 
 
 # --- fixtures --------------------------------------------------------------------------------------
@@ -52,6 +62,30 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         yield path
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL server for the whole run, started by the first test that needs it."""
+    server = PostgresServer()
+    try:
+        server.start()
+        server.prepare_template()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[str | None]:
+    """The shim's database: SQLite in the data directory (None), or a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield None
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.create_database()
+    yield server.url(name)
+    server.drop_database(name)
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(START)
@@ -66,7 +100,7 @@ def storage(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[ShimStor
 
 
 @pytest.fixture
-def config(data_dir: Path, clock: ManualClock, storage: ShimStorage) -> Config:
+def config(data_dir: Path, database_url: str | None, clock: ManualClock, storage: ShimStorage) -> Config:
     """A shim with a manual clock and no scheduler thread, on `storage`'s driver.
 
     The local driver (no fsync: test data) is wrapped in FlakyDriver; the azure driver talks to the ARM
@@ -74,6 +108,7 @@ def config(data_dir: Path, clock: ManualClock, storage: ShimStorage) -> Config:
     """
     return Config(
         data_dir=data_dir,
+        database_url=database_url,
         clock=clock,
         manual_clock=True,
         scheduler=False,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from shim.config import Config
     from shim.scheduler import Scheduler
     from shim.service import Service
+    from shim.store.leases import LeaseKeeper
 
 OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 DEFAULT_ITEMS_PER_PAGE = 100
@@ -30,6 +31,7 @@ class Runtime:
     service: Service
     auth: DigestAuth
     scheduler: Scheduler | None = None
+    lease_keeper: LeaseKeeper | None = None
 
 
 _ENCODED_SLASH = re.compile(r"%2f", re.IGNORECASE)

@@ -1,14 +1,19 @@
-"""What needs no key: GET /healthz and the OpenAPI document."""
+"""What needs no key: GET /healthz (liveness), GET /readyz (readiness) and the OpenAPI document."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import Blueprint, current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from shim import schemas
 from shim.api.common import runtime
+from shim.errors import ApiError
 from shim.schemas import operation
+from shim.store import migrate
+
+NOT_READY = "NOT_READY"
 
 
 def blueprint() -> Blueprint:
@@ -22,6 +27,28 @@ def blueprint() -> Blueprint:
     )
     def healthz() -> Any:
         return {"status": "ok", "driver": runtime().service.driver.name}
+
+    @bp.get("/readyz")
+    @operation(
+        summary="Whether the shim can serve: 503 unless its database answers and is at its schema.",
+        response="urn:cloudbackup:shim#/$defs/readiness",
+        auth=False,
+    )
+    def readyz() -> Any:
+        try:
+            state = migrate.state(runtime().service.store)
+        except SQLAlchemyError as error:
+            raise ApiError(
+                503,
+                NOT_READY,
+                f"the database does not answer ({type(error).__name__}); check that it runs and is reachable",
+            ) from error
+        if state.status != "current":
+            problem = (
+                state.problem() or f"the database schema is {state.status}: run `cloudbackup db upgrade`"
+            )
+            raise ApiError(503, NOT_READY, problem)
+        return {"status": "ready", "schemaRevision": state.revision}
 
     @bp.get(schemas.BASE_PATH + "/openapi.json")
     def openapi() -> Any:

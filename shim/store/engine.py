@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from shim.store.migrations import migrate
+from shim.store import migrate
 
 DATABASE_FILE = "cloudbackup.db"
 
@@ -60,18 +60,18 @@ class Store:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-        self._statements = (
-            self.engine.execution_options(cloudbackup_statements=True) if self.is_sqlite else self.engine
+        # PostgreSQL: autocommit, so that a one-statement read sends no BEGIN and no ROLLBACK either.
+        self._statements = self.engine.execution_options(
+            **({"cloudbackup_statements": True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"})
         )
         self._reader = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._writer = sessionmaker(
             self.engine.execution_options(cloudbackup_write=True), expire_on_commit=False, autoflush=False
         )
 
-    def migrate(self) -> int:
-        """Create the tables or bring them to the latest schema version."""
-        with self.engine.execution_options(cloudbackup_write=True).begin() as conn:
-            return migrate(conn)
+    def migrate(self) -> migrate.SchemaState:
+        """Create the tables or bring them to the head revision (Alembic, under a lock)."""
+        return migrate.upgrade(self)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -86,7 +86,8 @@ class Snapshot(Base):
     __table_args__ = (
         # One slot never gets two snapshots, even across a restart or two racing ticks.
         UniqueConstraint("cluster_id", "slot_time", name="uq_snapshots_slot"),
-        Index("ix_snapshots_cluster_created", "cluster_id", "created_at"),
+        # A page of a cluster's snapshots, newest first, read straight off this index (backwards).
+        Index("ix_snapshots_cluster_created", "cluster_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
@@ -106,6 +107,9 @@ class Snapshot(Base):
     description: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The replica executing the snapshot's driver operation (Replica.id); another replica leaves it alone
+    # while that replica's lease lives.
+    owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class RestoreJob(Base):
@@ -127,6 +131,19 @@ class RestoreJob(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class Replica(Base):
+    """A running `serve` process on this database; its lease, renewed while it lives, covers the
+    operations it owns (by the wall clock, never the manual one)."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    description: Mapped[str] = mapped_column(String(256))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ApiKey(Base):

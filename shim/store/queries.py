@@ -212,15 +212,11 @@ _CLUSTER_REF = select(_CLUSTERS.c.id, _CLUSTERS.c.name).where(
 _PROJECT_EXISTS = select(_PROJECTS.c.id).where(_PROJECTS.c.id == bindparam("project_id"))
 # The cluster and a page of its snapshots in one statement: a cluster without snapshots (or a page past
 # its last) still gives one row, with the snapshot's columns NULL; no row at all means no such cluster.
-_SNAPSHOT_LISTING = (
-    select(
-        _CLUSTERS.c.id.label("listed_cluster_id"),
-        _CLUSTERS.c.name.label("listed_cluster_name"),
-        _SNAPSHOTS,
-        func.count(_SNAPSHOTS.c.id).over().label("total_count"),
-    )
-    .select_from(_CLUSTERS.outerjoin(_SNAPSHOTS, _SNAPSHOTS.c.cluster_id == _CLUSTERS.c.id))
-    .where(_CLUSTERS.c.project_id == bindparam("project_id"), _CLUSTERS.c.name == bindparam("name"))
+# Newest first through the (cluster_id, created_at, id) index read backwards: a page reads its own rows
+# only, however many snapshots the cluster has.
+_SNAPSHOT_PAGE = (
+    select(_SNAPSHOTS)
+    .where(_SNAPSHOTS.c.cluster_id == bindparam("cluster_id"))
     .order_by(_SNAPSHOTS.c.created_at.desc(), _SNAPSHOTS.c.id.desc())
     .limit(bindparam("limit"))
     .offset(bindparam("offset"))
@@ -262,22 +258,21 @@ class ClusterRef:
 def snapshot_listing(
     conn: Connection, project_id: str, name: str, *, offset: int, limit: int
 ) -> tuple[ClusterRef | None, list[Row[Any]], int]:
-    """(cluster id and name or None, a page of its snapshots newest first, their total): mostly one query.
+    """(cluster id and name or None, a page of its snapshots newest first, their total).
 
-    Each statement stands alone (it may run outside a transaction): a cluster is found with its page.
+    Each statement stands alone (it may run outside a transaction). The cost of a page does not grow
+    with the cluster's snapshot count, apart from the count, which reads index entries only.
     """
-    params = {"project_id": project_id, "name": name, "limit": limit, "offset": offset}
-    rows = list(conn.execute(_SNAPSHOT_LISTING, params))
-    if rows:
-        first = rows[0]
-        cluster = ClusterRef(first.listed_cluster_id, first.listed_cluster_name)
-        return cluster, [row for row in rows if row.id is not None], int(first.total_count)
-    # No row: no such cluster, or a page past the last (the offset skipped every joined row).
     found = cluster_ref(conn, project_id, name)
     if found is None:
         return None, [], 0
-    total = conn.execute(_SNAPSHOT_COUNT, {"cluster_id": found.id}).scalar_one() if offset else 0
-    return ClusterRef(found.id, found.name), [], int(total)
+    rows = list(conn.execute(_SNAPSHOT_PAGE, {"cluster_id": found.id, "limit": limit, "offset": offset}))
+    # The total only when the page does not tell it: a count walks the cluster's index entries.
+    if offset == 0 and len(rows) < limit:
+        total = len(rows)
+    else:
+        total = conn.execute(_SNAPSHOT_COUNT, {"cluster_id": found.id}).scalar_one()
+    return ClusterRef(found.id, found.name), rows, int(total)
 
 
 def completed_snapshot_ids(session: Session, cluster_id: str) -> list[str]:
@@ -295,8 +290,16 @@ def snapshots_of(session: Session, cluster_id: str) -> list[Snapshot]:
     return list(session.execute(select(Snapshot).where(Snapshot.cluster_id == cluster_id)).scalars())
 
 
-def snapshots_in_status(session: Session, status: str, limit: int | None = None) -> list[Snapshot]:
+_ANY = object()
+
+
+def snapshots_in_status(
+    session: Session, status: str, limit: int | None = None, *, owner: str | object | None = _ANY
+) -> list[Snapshot]:
+    """Snapshots in `status`, oldest first; with `owner`, only that replica's (None: no replica's)."""
     statement = select(Snapshot).where(Snapshot.status == status).order_by(Snapshot.created_at, Snapshot.id)
+    if owner is not _ANY:
+        statement = statement.where(Snapshot.owner.is_(None) if owner is None else Snapshot.owner == owner)
     if limit is not None:
         statement = statement.limit(limit)
     return list(session.execute(statement).scalars())
@@ -407,9 +410,12 @@ def restore_jobs_page(
     return list(rows), total
 
 
-def restore_jobs_in_status(session: Session, statuses: Sequence[str]) -> list[RestoreJob]:
-    return list(
-        session.execute(
-            select(RestoreJob).where(RestoreJob.status.in_(statuses)).order_by(RestoreJob.created_at)
-        ).scalars()
-    )
+def restore_jobs_in_status(
+    session: Session, statuses: Sequence[str], *, owner: str | object | None = _ANY
+) -> list[RestoreJob]:
+    statement = select(RestoreJob).where(RestoreJob.status.in_(statuses)).order_by(RestoreJob.created_at)
+    if owner is not _ANY:
+        statement = statement.where(
+            RestoreJob.owner.is_(None) if owner is None else RestoreJob.owner == owner
+        )
+    return list(session.execute(statement).scalars())

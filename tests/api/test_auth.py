@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from shimkit import (
     ApiClient,
@@ -153,6 +154,7 @@ def test_a_project_key_cannot_restore_into_a_project_it_does_not_reach(
     assert response.get_json()["errorCode"] == "GROUP_NOT_FOUND"
 
 
+@pytest.mark.databases("sqlite")  # reads the database file's bytes
 def test_private_keys_are_not_stored_only_their_digest_hashes(
     app: Flask, org_key: Key, data_dir: Path
 ) -> None:

@@ -148,6 +148,7 @@ def test_after_real_downtime_one_catch_up_snapshot_is_taken_then_the_next_slot_i
     # The shim was down three and a half days: it starts again on a clock that is that much later.
     later = Config(
         data_dir=data_dir,
+        database_url=config.database_url,
         clock=ManualClock(START + timedelta(days=3, hours=12)),
         manual_clock=True,
         driver_factory=config.driver_factory,
@@ -174,7 +175,14 @@ def test_a_manual_clock_keeps_its_time_across_a_restart(
 ) -> None:
     advance(client, 5 * DAY)
     shutdown(app)
-    restarted = create_app(Config(data_dir=data_dir, manual_clock=True, driver_factory=config.driver_factory))
+    restarted = create_app(
+        Config(
+            data_dir=data_dir,
+            database_url=config.database_url,
+            manual_clock=True,
+            driver_factory=config.driver_factory,
+        )
+    )
     try:
         again = client.as_key(client.key)  # type: ignore[arg-type]
         again.client = restarted.test_client()
@@ -199,6 +207,7 @@ def test_two_schedulers_ticking_at_once_never_take_two_snapshots_for_one_slot(
     other = create_app(
         Config(
             data_dir=data_dir,
+            database_url=config.database_url,
             clock=clock,
             manual_clock=True,
             driver_factory=config.driver_factory,

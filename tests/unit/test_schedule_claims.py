@@ -147,4 +147,5 @@ def test_an_idle_tick_runs_the_same_few_queries_however_many_clusters_there_are(
     for index in range(6):
         create_cluster(client, more, f"m{index}", replicationSpecs=ONE_MEMBER)
         enable_backup(client, more, f"m{index}")
-    assert statements() == few == 1
+    # One finds the earliest due slot and any running work; one reads the manual clock the replicas share.
+    assert statements() == few == 2
