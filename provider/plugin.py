@@ -46,6 +46,8 @@ class Plugin:
     def __init__(self) -> None:
         self.client: Client | None = None
         self.identity: Identity | None = None
+        # The Terraform release driving this process, from ConfigureProvider ("" if not told).
+        self.terraform_version = ""
         self.run = Run()
         self.resources = {name: cls(self) for name, cls in resource_classes().items()}
         self.data_sources = {name: cls(self) for name, cls in data_source_classes().items()}

@@ -34,7 +34,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shim import events, rules
+from shim import events, freshness, protection, rules
 from shim.clock import Clock, ManualClock, format_time, parse_time, utc
 from shim.drivers.base import Driver, DriverError, OperationStatus, StoredSnapshot, VolumeSpec
 from shim.errors import (
@@ -49,6 +49,7 @@ from shim.errors import (
     STORAGE_ERROR,
     ApiError,
 )
+from shim.freshness import Freshness
 from shim.store import Store, queries
 from shim.store.models import Cluster, Project, RestoreJob, Setting, Snapshot, Volume
 
@@ -140,6 +141,9 @@ class Backup:
     cluster: Cluster
     snapshot_ids: list[str]
     dry_run: bool = False
+    # The newest snapshots, and the clock's now they are aged against; None where not read.
+    freshness: Freshness | None = None
+    now: datetime | None = None
 
 
 class Service:
@@ -324,6 +328,7 @@ class Service:
                         state="CREATING",
                         backup_method=rules.CLOUD_PROVIDER_SNAPSHOTS if enable else None,
                         created_at=self.now(),
+                        deletion_protection=bool(body.get("deletionProtection", False)),
                     )
                     session.add(cluster)
                     session.flush()
@@ -478,6 +483,8 @@ class Service:
             wants = body.get("providerBackupEnabled")
             enable = wants is True and cluster.backup_method != rules.CLOUD_PROVIDER_SNAPSHOTS
             disable = wants is False and cluster.backup_method is not None
+            if disable:
+                protection.check_disable_backup(cluster)
             refusals: list[rules.Refusal] = []
             if "replicationSpecs" in body or new_shape.provider_name != cluster.provider_name:
                 refusals += rules.region_refusals(new_shape.provider_name, region_specs(regions))
@@ -532,6 +539,8 @@ class Service:
                     for (r, m), h in new_handles.items()
                 ]
                 session.add_all(fresh)
+                if "deletionProtection" in body:
+                    row.deletion_protection = bool(body["deletionProtection"])
                 if disable:
                     self._stop_schedule(row)
                 if enable:
@@ -550,6 +559,7 @@ class Service:
         """R9: delete every snapshot from storage, then the volumes, then the cluster."""
         with self.work_lock, self.store.write() as session:
             cluster = self._cluster(session, project_id, name, for_change=True)
+            protection.check_terminate(cluster)
             cluster.state = "DELETING"
             self._stop_schedule(cluster)
         self._finish_termination(cluster.id)
@@ -589,10 +599,18 @@ class Service:
     def get_backup(self, project_id: str, name: str) -> Backup:
         with self.store.read() as session:
             cluster = self._cluster(session, project_id, name)
-            return Backup(cluster, queries.completed_snapshot_ids(session, cluster.id))
+            fresh = freshness.of_clusters(session, [cluster.id])[cluster.id]
+            ids = queries.completed_snapshot_ids(session, cluster.id)
+            return Backup(cluster, ids, False, fresh, self.now())
 
     def enable_backup(
-        self, project_id: str, name: str, method: str, *, dry_run: bool = False
+        self,
+        project_id: str,
+        name: str,
+        method: str,
+        *,
+        dry_run: bool = False,
+        deletion_protection: bool | None = None,
     ) -> tuple[Backup, bool]:
         """R1-R5 by the rules; the first snapshot is taken at once (R7); returns (backup, changed)."""
         with self.work_lock:
@@ -600,10 +618,12 @@ class Service:
             with self.store.write() as session:
                 project = self._project(session, project_id, for_update=True)
                 cluster = self._cluster(session, project_id, name, for_change=True)
+                if deletion_protection is not None and not dry_run:
+                    cluster.backup_deletion_protection = deletion_protection
                 if cluster.backup_method == method:
-                    return Backup(
-                        cluster, queries.completed_snapshot_ids(session, cluster.id), dry_run
-                    ), False
+                    fresh = freshness.of_clusters(session, [cluster.id])[cluster.id]
+                    ids = queries.completed_snapshot_ids(session, cluster.id)
+                    return Backup(cluster, ids, dry_run, fresh, self.now()), False
                 others = queries.backup_methods_of_others(session, project_id, excluding=cluster.id)
                 refusals = rules.enable_refusals(
                     shape(cluster), method, others, project_name=project.name, current=cluster.backup_method
@@ -634,6 +654,7 @@ class Service:
         """R9: stop the schedule and delete every snapshot of the cluster from storage; idempotent."""
         with self.work_lock, self.store.write() as session:
             cluster = self._cluster(session, project_id, name, for_change=True)
+            protection.check_disable_backup(cluster)
             was = cluster.backup_method
             self._stop_schedule(cluster)
         if was is not None:

@@ -34,6 +34,7 @@ def cluster(row: Cluster) -> dict[str, Any]:
         "preferredRegion": preferred_region(row),
         "stateName": row.state,
         "createDate": format_time(row.created_at),
+        "deletionProtection": bool(row.deletion_protection),
     }
 
 
@@ -53,10 +54,22 @@ def backup(item: Backup) -> dict[str, Any]:
         "intervalHours": int(rules.SNAPSHOT_INTERVAL.total_seconds() // 3600),
         "retentionCount": rules.RETENTION_COUNT,
         "snapshotIds": item.snapshot_ids,
+        "deletionProtection": bool(row.backup_deletion_protection) and row.backup_method is not None,
+        **freshness(item),
     }
     if item.dry_run:
         body["dryRun"] = True
     return body
+
+
+def freshness(item: Backup) -> dict[str, Any]:
+    """The newest snapshot's moment and status, and the newest completed one's age by the shim's clock."""
+    fresh, now = item.freshness, item.now
+    return {
+        "lastSnapshotAt": format_time(fresh.last_at) if fresh else None,
+        "lastSnapshotStatus": fresh.last_status if fresh else None,
+        "snapshotAgeSeconds": fresh.age_seconds(now) if fresh and now else None,
+    }
 
 
 def cluster_with_backup(item: Backup) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, select
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, inspect, select, text
 
 from shim.store.models import Base
 
@@ -21,7 +21,15 @@ def _v1_initial_tables(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial_tables]
+def _v2_deletion_protection(conn: Connection) -> None:
+    # Version 1 still creates from the current models, so a fresh database already has these columns.
+    have = {column["name"] for column in inspect(conn).get_columns("clusters")}
+    for name in ("deletion_protection", "backup_deletion_protection"):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE clusters ADD COLUMN {name} BOOLEAN NOT NULL DEFAULT FALSE"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial_tables, _v2_deletion_protection]
 LATEST = len(MIGRATIONS)
 
 
