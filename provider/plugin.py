@@ -35,9 +35,12 @@ def resource_classes() -> dict[str, type[Resource]]:
 
 
 def data_source_classes() -> dict[str, Any]:
-    from provider.data_sources import snapshots
+    from provider.data_sources import backup_status, snapshots
 
-    return {snapshots.Snapshots.type_name: snapshots.Snapshots}
+    return {
+        snapshots.Snapshots.type_name: snapshots.Snapshots,
+        backup_status.BackupStatus.type_name: backup_status.BackupStatus,
+    }
 
 
 class Plugin:

@@ -50,6 +50,9 @@ class ClusterBackup(Resource):
             retention_count=data.get("retentionCount"),
             snapshot_ids=scheduled_ids(snapshots),
             deletion_protection=bool(data.get("deletionProtection", False)),
+            last_snapshot_at=data.get("lastSnapshotAt"),
+            last_snapshot_status=data.get("lastSnapshotStatus"),
+            snapshot_age_seconds=data.get("snapshotAgeSeconds"),
         )
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
@@ -69,6 +72,9 @@ class ClusterBackup(Resource):
             "interval_hours",
             "retention_count",
             "snapshot_ids",
+            "last_snapshot_at",
+            "last_snapshot_status",
+            "snapshot_age_seconds",
         ):
             planned[name] = Unknown
         client = self.plugin.client
@@ -111,11 +117,12 @@ class ClusterBackup(Resource):
         if data.get("executed", True) and data.get("snapshotIds") is not None:
             # The first snapshot is taken at once: wait until it is stored (or failed), however long it takes.
             def first_snapshot() -> dict[str, Any] | None:
-                current = self._get(project_id, cluster_name) or {}
                 snapshots[:] = self.client.get(f"{self._path(project_id, cluster_name)}/snapshots").get(
                     "results", []
                 )
                 if snapshots and snapshots[0].get("status") in DONE:
+                    # Read after the snapshot finished, so that its freshness is what a refresh reads.
+                    current = self._get(project_id, cluster_name) or {}
                     if snapshots[0].get("status") == "failed":
                         diags.add_warning(
                             "The first snapshot failed",
