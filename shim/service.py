@@ -34,7 +34,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shim import events, freshness, protection, rules
+from shim import events, freshness, on_demand, protection, rules
 from shim.clock import Clock, ManualClock, format_time, parse_time, utc
 from shim.drivers.base import Driver, DriverError, OperationStatus, StoredSnapshot, VolumeSpec
 from shim.errors import (
@@ -426,6 +426,7 @@ class Service:
         created_at: datetime,
         description: str | None = None,
         volume_list: list[Volume] | None = None,
+        expires_at: datetime | None = None,
     ) -> SnapshotJob:
         region = preferred_region(cluster)
         source = self._source_volume(volume_list or queries.volumes(session, cluster.id), region)
@@ -440,6 +441,7 @@ class Service:
             volume_handle=source,
             description=description,
             created_at=created_at,
+            expires_at=expires_at,
         )
         session.add(snapshot)
         events.emit(
@@ -730,8 +732,10 @@ class Service:
             )
         return row
 
-    def take_snapshot(self, project_id: str, name: str, description: str | None) -> tuple[Cluster, Snapshot]:
-        """An on-demand snapshot: kept until deleted (or by R9)."""
+    def take_snapshot(
+        self, project_id: str, name: str, description: str | None, *, retention_days: int | None = None
+    ) -> tuple[Cluster, Snapshot]:
+        """An on-demand snapshot: kept `retention_days` days if given, else until deleted (or by R9)."""
         with self.work_lock:
             with self.store.write() as session:
                 cluster = self._cluster(session, project_id, name, for_change=True)
@@ -751,6 +755,7 @@ class Service:
                     slot_time=None,
                     created_at=self.now(),
                     description=description,
+                    expires_at=self.now() + timedelta(days=retention_days) if retention_days else None,
                 )
             self._run_snapshots([job])
         return self.get_snapshot(project_id, name, job.snapshot_id)
@@ -955,6 +960,14 @@ class Service:
             doomed = set(rules.expired_snapshots([fact for fact, _ in items]))
             expired += [Snapshot(id=fact.id, handle=handle) for fact, handle in items if fact.id in doomed]
         return expired
+
+    def _delete_expired_on_demand(self) -> None:
+        """On-demand snapshots whose retentionInDays ran out: storage first, then the rows."""
+        with self.work_lock:
+            with self.store.read() as session:
+                rows = [Snapshot(id=s.id, handle=s.handle) for s in on_demand.expired(session, self.now())]
+            if rows:
+                self._delete_expired(rows)
 
     def _delete_expired(self, expired: Sequence[Snapshot]) -> None:
         if expired:
@@ -1191,6 +1204,9 @@ class Service:
             if started or pending.snapshots_running or pending.restores_running:
                 with self.work_lock:
                     self._poll_running()
+            expiry = pending.earliest_expiry
+            if expiry is not None and expiry <= self.now():
+                self._delete_expired_on_demand()
             return started
         finally:
             self.advance_lock.release()
@@ -1218,6 +1234,7 @@ class Service:
             self.clock.set(target)
             with self.store.write() as session:
                 self._save_clock(session)
+            self._delete_expired_on_demand()
             return self.clock.now()
 
     def _claim_due(self, now: datetime, *, walk: bool) -> list[SnapshotJob]:

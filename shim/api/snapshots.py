@@ -29,7 +29,8 @@ def blueprint() -> Blueprint:
 
     @bp.post(path)
     @operation(
-        summary="Take an on-demand snapshot (kept until deleted); needs cloud provider snapshots enabled.",
+        summary="Take an on-demand snapshot, kept retentionInDays days (or until deleted without it); needs "
+        "cloud provider snapshots enabled.",
         request=schemas.SNAPSHOT,
         response=RESPONSE,
         status=201,
@@ -37,7 +38,9 @@ def blueprint() -> Blueprint:
     def take_snapshot(group_id: str, cluster_name: str) -> Any:
         project_id = reach(group_id)
         data = body(schemas.SNAPSHOT)
-        cluster, row = service().take_snapshot(project_id, cluster_name, data.get("description"))
+        cluster, row = service().take_snapshot(
+            project_id, cluster_name, data.get("description"), retention_days=data.get("retentionInDays")
+        )
         return views.snapshot(row, cluster.name), 201
 
     @bp.get(path + "/<snapshot_id>")

@@ -82,7 +82,10 @@ def snapshot(row: Snapshot, cluster_name: str) -> dict[str, Any]:
     return {
         "id": row.id,
         "createdAt": format_time(row.created_at),
-        "expiresAt": format_time(rules.expected_expiry(row.created_at, scheduled=scheduled)),
+        # An on-demand snapshot's retentionInDays sets its own; a scheduled one's is retention's (R8).
+        "expiresAt": format_time(
+            row.expires_at or rules.expected_expiry(row.created_at, scheduled=scheduled)
+        ),
         "status": row.status,
         "snapshotType": row.snapshot_type,
         "type": "replicaSet",

@@ -21,15 +21,22 @@ def _v1_initial_tables(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
-def _v2_deletion_protection(conn: Connection) -> None:
+V2_COLUMNS = (
+    ("clusters", "deletion_protection", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("clusters", "backup_deletion_protection", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("snapshots", "expires_at", "TIMESTAMP NULL"),
+)
+
+
+def _v2_protection_and_expiry(conn: Connection) -> None:
     # Version 1 still creates from the current models, so a fresh database already has these columns.
-    have = {column["name"] for column in inspect(conn).get_columns("clusters")}
-    for name in ("deletion_protection", "backup_deletion_protection"):
-        if name not in have:
-            conn.execute(text(f"ALTER TABLE clusters ADD COLUMN {name} BOOLEAN NOT NULL DEFAULT FALSE"))
+    inspector = inspect(conn)
+    for table, name, definition in V2_COLUMNS:
+        if name not in {column["name"] for column in inspector.get_columns(table)}:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {definition}"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial_tables, _v2_deletion_protection]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial_tables, _v2_protection_and_expiry]
 LATEST = len(MIGRATIONS)
 
 

@@ -111,6 +111,8 @@ class Snapshot(Base):
     description: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # An on-demand snapshot taken with retentionInDays is deleted once this moment passes.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class RestoreJob(Base):
