@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 
 from shim import schemas
-from shim.api import views
+from shim.api import links, views
 from shim.api.common import body, page, reach, service
 from shim.schemas import operation
 
@@ -25,7 +25,8 @@ def blueprint() -> Blueprint:
         cluster, rows, total = service().list_snapshots(
             reach(group_id), cluster_name, offset=offset, limit=limit
         )
-        return views.listing([views.snapshot(row, cluster.name) for row in rows], total)
+        listed = views.listing([views.snapshot(row, cluster.name) for row in rows], total)
+        return {**listed, "links": links.page(total)}
 
     @bp.post(path)
     @operation(

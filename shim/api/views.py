@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shim import rules
+from shim.api import links
 from shim.clock import format_time
 from shim.service import Backup, preferred_region
 from shim.store.models import Cluster, Project, RestoreJob, Snapshot
@@ -97,6 +98,12 @@ def snapshot(row: Snapshot, cluster_name: str) -> dict[str, Any]:
         "description": row.description,
         "checksum": row.checksum,
         "failureReason": row.failure_reason,
+        # Atlas' fields for a replica set snapshot that a client may read: the schedule is daily.
+        "frequencyType": "daily" if scheduled else "ondemand",
+        "mongodVersion": None,
+        "copyRegions": [],
+        "policyItems": [],
+        "links": links.record(f"/groups/{row.project_id}/clusters/{cluster_name}/backup/snapshots/{row.id}"),
     }
 
 
@@ -111,6 +118,10 @@ def restore_job(row: RestoreJob) -> dict[str, Any]:
         "createdAt": format_time(row.created_at),
         "finishedAt": format_time(row.finished_at),
         "failureReason": row.failure_reason,
+        # What an Atlas client polls instead of status: finishedAt with failed, cancelled, expired.
+        "failed": row.status == "failed",
+        "cancelled": False,
+        "expired": False,
     }
 
 
