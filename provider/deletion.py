@@ -94,6 +94,25 @@ def refuse(diags: Diagnostics, type_name: str, action: str, cluster_name: Any) -
     )
 
 
+def backup_protected(
+    diags: Diagnostics, client: Client, project_id: str, cluster_name: str, action: str
+) -> bool:
+    """Refuse a cluster's termination while its backup, wherever it is managed, has deletion protection."""
+    try:
+        backup = client.backup(project_id, cluster_name)
+    except ApiError:
+        return False
+    if not (backup and backup.get("deletionProtection")):
+        return False
+    diags.add_error(
+        "The cluster's backup has deletion protection",
+        f"{action} would delete every snapshot of cluster '{cluster_name}' (R9), and its backup has "
+        f"deletion protection. To proceed, set deletion_protection = false on its "
+        f"cloudbackup_cluster_backup and run `terraform apply`, then run the destroy or the change again.",
+    )
+    return True
+
+
 def refused_at_apply(diags: Diagnostics, error: ApiError, type_name: str) -> bool:
     """The shim's 409 DELETION_PROTECTED as a Terraform diagnostic; False for any other error."""
     if error.code != DELETION_PROTECTED:

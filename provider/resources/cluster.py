@@ -133,7 +133,9 @@ class Cluster(Resource):
         """Refuse when protected, else preview the snapshots that terminating the cluster deletes."""
         if prior.get("deletion_protection"):
             deletion.refuse(diags, self.type_name, action, prior.get("name"))
-        elif self.plugin.client is not None:
+        elif self.plugin.client is not None and not deletion.backup_protected(
+            diags, self.client, prior["project_id"], prior["name"], action
+        ):
             deletion.preview(diags, self.client, prior["project_id"], prior["name"], action)
 
     @staticmethod

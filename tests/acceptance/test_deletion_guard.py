@@ -112,3 +112,24 @@ def test_a_destroy_shows_the_snapshots_it_deletes_before_deleting_them(
         assert "immediately (R9), now" in out
     assert rc == 0, out
     assert shim.request("GET", f"/groups/{project_id}").status_code == 404
+
+
+def test_a_cluster_whose_backup_is_protected_outside_terraform_is_not_destroyed(
+    shim: Shim, workspace: Workspace, unique: str
+) -> None:
+    workspace.write(hcl.project(f"guardo-{unique}") + hcl.cluster("outside"))
+    workspace.apply()
+    project_id = workspace.state()["cloudbackup_project.p"]["id"]
+    backup = f"/groups/{project_id}/clusters/outside/backup"
+    shim.call("PUT", backup, {"method": "CLOUD_PROVIDER_SNAPSHOTS", "deletionProtection": True})
+    stored = shim.snapshots(project_id, "outside")
+
+    rc, out = destroy(workspace)
+
+    # Terraform 1.3+ stops at plan; before, the shim's 409 stops the apply. Either way nothing goes.
+    assert rc != 0 and "deletion protection" in out.lower()
+    if workspace.release.at_least(1, 3):
+        assert "The cluster's backup has deletion protection" in out
+    assert shim.snapshots(project_id, "outside") == stored
+    shim.call("PUT", backup, {"method": "CLOUD_PROVIDER_SNAPSHOTS", "deletionProtection": False})
+    workspace.destroy()
