@@ -35,9 +35,12 @@ def resource_classes() -> dict[str, type[Resource]]:
 
 
 def data_source_classes() -> dict[str, Any]:
-    from provider.data_sources import snapshots
+    from provider.data_sources import backup_status, snapshots
 
-    return {snapshots.Snapshots.type_name: snapshots.Snapshots}
+    return {
+        snapshots.Snapshots.type_name: snapshots.Snapshots,
+        backup_status.BackupStatus.type_name: backup_status.BackupStatus,
+    }
 
 
 class Plugin:
@@ -46,6 +49,8 @@ class Plugin:
     def __init__(self) -> None:
         self.client: Client | None = None
         self.identity: Identity | None = None
+        # The Terraform release driving this process, from ConfigureProvider ("" if not told).
+        self.terraform_version = ""
         self.run = Run()
         self.resources = {name: cls(self) for name, cls in resource_classes().items()}
         self.data_sources = {name: cls(self) for name, cls in data_source_classes().items()}

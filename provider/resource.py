@@ -118,6 +118,9 @@ class Resource:
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
         """Adjust a plan: computed values that will change become unknown; plan-time checks add errors."""
 
+    def plan_destroy(self, diags: Diagnostics, prior: State) -> None:
+        """A planned destroy (Terraform 1.3+): warnings of what it deletes, errors if it must not happen."""
+
     # CRUD
 
     def create(self, diags: Diagnostics, planned: State) -> State | None:

@@ -140,6 +140,7 @@ class ProviderService:
 
     def configure_provider(self, request: Any) -> Any:
         diags = Diagnostics()
+        self.plugin.terraform_version = request.terraform_version
         _guard(
             diags, "Configuring the provider", lambda: self.plugin.configure(diags, _decode(request.config))
         )
@@ -174,7 +175,15 @@ class ProviderService:
         config = _decode(request.config)
         proposed = _decode(request.proposed_new_state)
         if proposed is None:
-            # A destroy (Terraform 1.3+ asks, since we offer plan_destroy): the planned state is null.
+            # A destroy (Terraform 1.3+ asks, since we offer plan_destroy): the planned state is null, and
+            # the resource may warn of what it deletes or refuse (deletion protection).
+            if prior is not None:
+                _guard(
+                    diags,
+                    f"Planning the destroy of {request.type_name}",
+                    lambda: resource.plan_destroy(diags, prior),
+                    resource,
+                )
             return pb.PlanResourceChange.Response(planned_state=_encode(None), diagnostics=diags.to_pb())
         result = _guard(
             diags,

@@ -509,6 +509,7 @@ def _path_operation(op: Operation, path: str, method: str, view: Callable[..., A
                 "properties": {
                     "results": {"type": "array", "items": schema},
                     "totalCount": {"type": "integer", "description": "Number of items in the whole list."},
+                    "links": _ref(f"{URN}common#/$defs/links"),
                 },
             }
         success = {"description": summary, "content": {"application/json": {"schema": schema}}}

@@ -34,7 +34,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shim import clock_advance, events, rules
+from shim import clock_advance, events, freshness, on_demand, protection, rules
 from shim.clock import Clock, ManualClock, format_time, parse_time, utc
 from shim.drivers.base import Driver, DriverError, OperationStatus, StoredSnapshot, VolumeSpec
 from shim.errors import (
@@ -49,6 +49,7 @@ from shim.errors import (
     STORAGE_ERROR,
     ApiError,
 )
+from shim.freshness import Freshness
 from shim.store import Store, leases, queries
 from shim.store.models import Cluster, Project, RestoreJob, Setting, Snapshot, Volume
 
@@ -142,6 +143,9 @@ class Backup:
     cluster: Cluster
     snapshot_ids: list[str]
     dry_run: bool = False
+    # The newest snapshots, and the clock's now they are aged against; None where not read.
+    freshness: Freshness | None = None
+    now: datetime | None = None
 
 
 class Service:
@@ -346,6 +350,7 @@ class Service:
                         state="CREATING",
                         backup_method=rules.CLOUD_PROVIDER_SNAPSHOTS if enable else None,
                         created_at=self.now(),
+                        deletion_protection=bool(body.get("deletionProtection", False)),
                     )
                     session.add(cluster)
                     session.flush()
@@ -443,6 +448,7 @@ class Service:
         created_at: datetime,
         description: str | None = None,
         volume_list: list[Volume] | None = None,
+        expires_at: datetime | None = None,
     ) -> SnapshotJob:
         region = preferred_region(cluster)
         source = self._source_volume(volume_list or queries.volumes(session, cluster.id), region)
@@ -458,6 +464,7 @@ class Service:
             description=description,
             created_at=created_at,
             owner=self.replica_id,
+            expires_at=expires_at,
         )
         session.add(snapshot)
         events.emit(
@@ -501,6 +508,8 @@ class Service:
             wants = body.get("providerBackupEnabled")
             enable = wants is True and cluster.backup_method != rules.CLOUD_PROVIDER_SNAPSHOTS
             disable = wants is False and cluster.backup_method is not None
+            if disable:
+                protection.check_disable_backup(cluster)
             refusals: list[rules.Refusal] = []
             if "replicationSpecs" in body or new_shape.provider_name != cluster.provider_name:
                 refusals += rules.region_refusals(new_shape.provider_name, region_specs(regions))
@@ -560,6 +569,8 @@ class Service:
                         for (r, m), h in new_handles.items()
                     ]
                     session.add_all(fresh)
+                    if "deletionProtection" in body:
+                        row.deletion_protection = bool(body["deletionProtection"])
                     if disable:
                         self._stop_schedule(row)
                     if enable:
@@ -601,6 +612,7 @@ class Service:
         """R9: delete every snapshot from storage, then the volumes, then the cluster."""
         with self.work_lock, self.store.write() as session:
             cluster = self._cluster(session, project_id, name, for_change=True)
+            protection.check_terminate(cluster)
             cluster.state = "DELETING"
             self._stop_schedule(cluster)
         self._finish_termination(cluster.id)
@@ -640,16 +652,26 @@ class Service:
     def get_backup(self, project_id: str, name: str) -> Backup:
         with self.store.read() as session:
             cluster = self._cluster(session, project_id, name)
-            return Backup(cluster, queries.completed_snapshot_ids(session, cluster.id))
+            fresh = freshness.of_clusters(session, [cluster.id])[cluster.id]
+            ids = queries.completed_snapshot_ids(session, cluster.id)
+            return Backup(cluster, ids, False, fresh, self.now())
 
     def enable_backup(
-        self, project_id: str, name: str, method: str, *, dry_run: bool = False
+        self,
+        project_id: str,
+        name: str,
+        method: str,
+        *,
+        dry_run: bool = False,
+        deletion_protection: bool | None = None,
     ) -> tuple[Backup, bool]:
         """R1-R5 by the rules; the first snapshot is taken at once (R7); returns (backup, changed)."""
         with self.work_lock:
             job: SnapshotJob | None = None
             try:
-                job = self._enable_in_one_transaction(project_id, name, method, dry_run)
+                job = self._enable_in_one_transaction(
+                    project_id, name, method, dry_run, deletion_protection
+                )
             except IntegrityError:
                 # Another process took this cluster's slot at the same instant (unique (cluster, slot)).
                 raise self._change_in_progress(name) from None
@@ -661,15 +683,19 @@ class Service:
         return self.get_backup(project_id, name), True
 
     def _enable_in_one_transaction(
-        self, project_id: str, name: str, method: str, dry_run: bool
+        self, project_id: str, name: str, method: str, dry_run: bool, deletion_protection: bool | None
     ) -> SnapshotJob | Backup | None:
         """enable_backup's checks and write, under the project's lock; a Backup when nothing changes."""
         job: SnapshotJob | None = None
         with self.store.write() as session:
             project = self._project(session, project_id, for_update=True)
             cluster = self._cluster(session, project_id, name, for_change=True)
+            if deletion_protection is not None and not dry_run:
+                cluster.backup_deletion_protection = deletion_protection
             if cluster.backup_method == method:
-                return Backup(cluster, queries.completed_snapshot_ids(session, cluster.id), dry_run)
+                fresh = freshness.of_clusters(session, [cluster.id])[cluster.id]
+                ids = queries.completed_snapshot_ids(session, cluster.id)
+                return Backup(cluster, ids, dry_run, fresh, self.now())
             others = queries.backup_methods_of_others(session, project_id, excluding=cluster.id)
             refusals = rules.enable_refusals(
                 shape(cluster), method, others, project_name=project.name, current=cluster.backup_method
@@ -714,6 +740,7 @@ class Service:
         """R9: stop the schedule and delete every snapshot of the cluster from storage; idempotent."""
         with self.work_lock, self.store.write() as session:
             cluster = self._cluster(session, project_id, name, for_change=True)
+            protection.check_disable_backup(cluster)
             was = cluster.backup_method
             self._stop_schedule(cluster)
         if was is not None:
@@ -801,8 +828,10 @@ class Service:
             )
         return row
 
-    def take_snapshot(self, project_id: str, name: str, description: str | None) -> tuple[Cluster, Snapshot]:
-        """An on-demand snapshot: kept until deleted (or by R9)."""
+    def take_snapshot(
+        self, project_id: str, name: str, description: str | None, *, retention_days: int | None = None
+    ) -> tuple[Cluster, Snapshot]:
+        """An on-demand snapshot: kept `retention_days` days if given, else until deleted (or by R9)."""
         with self.work_lock:
             with self.store.write() as session:
                 cluster = self._cluster(session, project_id, name, for_change=True)
@@ -822,6 +851,7 @@ class Service:
                     slot_time=None,
                     created_at=self.now(),
                     description=description,
+                    expires_at=self.now() + timedelta(days=retention_days) if retention_days else None,
                 )
             self._run_snapshots([job])
         return self.get_snapshot(project_id, name, job.snapshot_id)
@@ -1051,6 +1081,14 @@ class Service:
             doomed = set(rules.expired_snapshots([fact for fact, _ in items]))
             expired += [Snapshot(id=fact.id, handle=handle) for fact, handle in items if fact.id in doomed]
         return expired
+
+    def _delete_expired_on_demand(self) -> None:
+        """On-demand snapshots whose retentionInDays ran out: storage first, then the rows."""
+        with self.work_lock:
+            with self.store.read() as session:
+                rows = [Snapshot(id=s.id, handle=s.handle) for s in on_demand.expired(session, self.now())]
+            if rows:
+                self._delete_expired(rows)
 
     def _delete_expired(self, expired: Sequence[Snapshot]) -> None:
         if expired:
@@ -1292,6 +1330,9 @@ class Service:
             if started or pending.snapshots_running or pending.restores_running:
                 with self.work_lock:
                     self._poll_running()
+            expiry = pending.earliest_expiry
+            if expiry is not None and expiry <= self.now():
+                self._delete_expired_on_demand()
             return started
         finally:
             self.advance_lock.release()
@@ -1360,6 +1401,7 @@ class Service:
             self.clock.set(target)
             with self.store.write() as session:
                 self._save_clock(session)
+            self._delete_expired_on_demand()
             return self.clock.now()
 
     def _await_other_replicas(self, target: datetime) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
+from provider import deletion
 from provider.client import ApiError, seg, wait_for
 from provider.planning import CLUSTER_FIELDS, PlannedCluster, check_cluster_change, check_regions, known
 from provider.resource import DEFAULT_TIMEOUT_SECONDS, Resource, State, split_import_id
@@ -69,6 +70,7 @@ class Cluster(Resource):
             preferred_region=preferred,
             backup_enabled=enabled,
             backup_method=data.get("backupMethod") if enabled else None,
+            deletion_protection=bool(data.get("deletionProtection", False)),
         )
 
     # validation and planning
@@ -121,10 +123,27 @@ class Cluster(Resource):
             )
         )
         check_cluster_change(diags, self._live_backup(prior, planned), planned)
+        if prior is not None and any(prior.get(n) != planned.get(n) for n in ("project_id", "name")):
+            self._before_deleting(diags, prior, "Replacing this cloudbackup_cluster")
+
+    def plan_destroy(self, diags: Diagnostics, prior: State) -> None:
+        self._before_deleting(diags, prior, "Destroying this cloudbackup_cluster")
+
+    def _before_deleting(self, diags: Diagnostics, prior: State, action: str) -> None:
+        """Refuse when protected, else preview the snapshots that terminating the cluster deletes."""
+        if prior.get("deletion_protection"):
+            deletion.refuse(diags, self.type_name, action, prior.get("name"))
+        elif self.plugin.client is not None and not deletion.backup_protected(
+            diags, self.client, prior["project_id"], prior["name"], action
+        ):
+            deletion.preview(diags, self.client, prior["project_id"], prior["name"], action)
 
     @staticmethod
     def _changes(prior: State, planned: State) -> bool:
         if any(planned.get(n) != prior.get(n) for n in ARGUMENTS):
+            return True
+        # A state written before deletion_protection existed holds null for it: the same as false.
+        if bool(planned.get("deletion_protection")) != bool(prior.get("deletion_protection")):
             return True
         regions = planned.get("region")
         if not known(regions) or not all(known(r) and known(*r.values()) for r in regions):
@@ -166,6 +185,7 @@ class Cluster(Resource):
             "clusterType": planned["cluster_type"],
             "replicationSpecs": regions_body(planned["region"]),
             "diskSizeGB": int(planned["disk_size_gb"]),
+            "deletionProtection": bool(planned.get("deletion_protection")),
         }
         data = self.client.post(self._path(project_id), body)
         if data.get("stateName") not in (READY, None):
@@ -209,6 +229,8 @@ class Cluster(Resource):
             body["replicationSpecs"] = regions_body(planned["region"])
         if prior["disk_size_gb"] != planned["disk_size_gb"]:
             body["diskSizeGB"] = int(planned["disk_size_gb"])
+        if bool(prior.get("deletion_protection")) != bool(planned.get("deletion_protection")):
+            body["deletionProtection"] = bool(planned.get("deletion_protection"))
         if body:
             data = self.client.patch(self._path(project_id, name), body)
             if data.get("stateName") not in (READY, None):
@@ -219,10 +241,18 @@ class Cluster(Resource):
 
     def delete(self, diags: Diagnostics, current: State) -> None:
         path = self._path(current["project_id"], current["name"])
+        deletion.preview_at_apply(
+            diags,
+            self.client,
+            self.plugin.terraform_version,
+            current,
+            current["name"],
+            "Destroying this cloudbackup_cluster",
+        )
         try:
             self.client.delete(path)
         except ApiError as error:
-            if error.not_found:
+            if error.not_found or deletion.refused_at_apply(diags, error, self.type_name):
                 return
             raise
 

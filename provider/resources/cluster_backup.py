@@ -7,6 +7,7 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
+from provider import deletion
 from provider.client import ApiError, seg, wait_for
 from provider.planning import BACKUP_FIELDS, check_backup, known
 from provider.resource import Resource, State, split_import_id
@@ -48,6 +49,10 @@ class ClusterBackup(Resource):
             interval_hours=data.get("intervalHours"),
             retention_count=data.get("retentionCount"),
             snapshot_ids=scheduled_ids(snapshots),
+            deletion_protection=bool(data.get("deletionProtection", False)),
+            last_snapshot_at=data.get("lastSnapshotAt"),
+            last_snapshot_status=data.get("lastSnapshotStatus"),
+            snapshot_age_seconds=data.get("snapshotAgeSeconds"),
         )
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
@@ -57,6 +62,8 @@ class ClusterBackup(Resource):
         )
         if prior is not None and not replacing:
             return
+        if prior is not None:
+            self._before_deleting(diags, prior, "Replacing this cloudbackup_cluster_backup")
         planned["id"] = f"{project_id}/{cluster_name}" if known(project_id, cluster_name) else Unknown
         for name in (
             "storage_region",
@@ -65,6 +72,9 @@ class ClusterBackup(Resource):
             "interval_hours",
             "retention_count",
             "snapshot_ids",
+            "last_snapshot_at",
+            "last_snapshot_status",
+            "snapshot_age_seconds",
         ):
             planned[name] = Unknown
         client = self.plugin.client
@@ -76,6 +86,16 @@ class ClusterBackup(Resource):
             cluster_name=cluster_name,
             method=planned.get("method"),
         )
+
+    def plan_destroy(self, diags: Diagnostics, prior: State) -> None:
+        self._before_deleting(diags, prior, "Destroying this cloudbackup_cluster_backup")
+
+    def _before_deleting(self, diags: Diagnostics, prior: State, action: str) -> None:
+        """Refuse when protected, else preview the snapshots that go (disabling backup deletes them all)."""
+        if prior.get("deletion_protection"):
+            deletion.refuse(diags, self.type_name, action, prior.get("cluster_name"))
+        elif self.plugin.client is not None:
+            deletion.preview(diags, self.client, prior["project_id"], prior["cluster_name"], action)
 
     def _get(self, project_id: str, cluster_name: str) -> dict[str, Any] | None:
         try:
@@ -89,16 +109,20 @@ class ClusterBackup(Resource):
     def create(self, diags: Diagnostics, planned: State) -> State | None:
         project_id, cluster_name = planned["project_id"], planned["cluster_name"]
         deadline = self.deadline(planned)
-        data = self.client.put(self._path(project_id, cluster_name), {"method": planned["method"]})
+        data = self.client.put(
+            self._path(project_id, cluster_name),
+            {"method": planned["method"], "deletionProtection": bool(planned.get("deletion_protection"))},
+        )
         snapshots: list[dict[str, Any]] = []
         if data.get("executed", True) and data.get("snapshotIds") is not None:
             # The first snapshot is taken at once: wait until it is stored (or failed), however long it takes.
             def first_snapshot() -> dict[str, Any] | None:
-                current = self._get(project_id, cluster_name) or {}
                 snapshots[:] = self.client.get(f"{self._path(project_id, cluster_name)}/snapshots").get(
                     "results", []
                 )
                 if snapshots and snapshots[0].get("status") in DONE:
+                    # Read after the snapshot finished, so that its freshness is what a refresh reads.
+                    current = self._get(project_id, cluster_name) or {}
                     if snapshots[0].get("status") == "failed":
                         diags.add_warning(
                             "The first snapshot failed",
@@ -121,10 +145,30 @@ class ClusterBackup(Resource):
         snapshots = self.client.snapshots(project_id, cluster_name) if data.get("snapshotIds") else []
         return self._state(project_id, cluster_name, data, snapshots)
 
+    def update(self, diags: Diagnostics, prior: State, planned: State) -> State | None:
+        # Only deletion_protection (and timeouts) change in place; the rest forces a replacement.
+        if bool(prior.get("deletion_protection")) == bool(planned.get("deletion_protection")):
+            return planned
+        data = self.client.put(
+            self._path(planned["project_id"], planned["cluster_name"]),
+            {"method": planned["method"], "deletionProtection": bool(planned["deletion_protection"])},
+        )
+        return {**planned, "deletion_protection": bool(data.get("deletionProtection"))}
+
     def delete(self, diags: Diagnostics, current: State) -> None:
+        deletion.preview_at_apply(
+            diags,
+            self.client,
+            self.plugin.terraform_version,
+            current,
+            current["cluster_name"],
+            "Destroying this cloudbackup_cluster_backup",
+        )
         try:
             self.client.delete(self._path(current["project_id"], current["cluster_name"]))
         except ApiError as error:
+            if deletion.refused_at_apply(diags, error, self.type_name):
+                return
             if not error.not_found:
                 raise
 

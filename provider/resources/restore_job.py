@@ -10,8 +10,17 @@ from tf.utils import Diagnostics
 from provider.client import ApiError, seg, wait_for
 from provider.plan_targets import RESTORE_FIELDS, check_restore
 from provider.resource import Resource, State, split_import_id
+from shim.clock import parse_time
 
 DONE = ("completed", "failed")
+
+
+def duration(data: dict[str, Any]) -> int | None:
+    """Whole seconds from the job's creation to its end; None while it runs."""
+    created, finished = data.get("createdAt"), data.get("finishedAt")
+    if not created or not finished:
+        return None
+    return max(0, int((parse_time(finished) - parse_time(created)).total_seconds()))
 
 
 class RestoreJob(Resource):
@@ -39,6 +48,7 @@ class RestoreJob(Resource):
             status=data.get("status"),
             created_at=data.get("createdAt"),
             finished_at=data.get("finishedAt"),
+            duration_seconds=duration(data),
         )
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
@@ -46,7 +56,7 @@ class RestoreJob(Resource):
             planned["target_project_id"] = planned.get("project_id")
         names = ("project_id", "cluster_name", "snapshot_id", "target_cluster_name", "target_project_id")
         if prior is None or any(prior.get(n) != planned.get(n) for n in names):
-            for name in ("id", "status", "created_at", "finished_at"):
+            for name in ("id", "status", "created_at", "finished_at", "duration_seconds"):
                 planned[name] = Unknown
             identity = self.plugin.identity
             check_restore(

@@ -10,19 +10,30 @@ from tf.utils import Diagnostics
 from provider.client import ApiError, seg, wait_for
 from provider.plan_targets import check_source
 from provider.resource import Resource, State, split_import_id
+from shim.clock import parse_time
 
 DONE = ("completed", "failed")
+
+
+def retention_days(data: dict[str, Any]) -> int | None:
+    """The retentionInDays an on-demand snapshot was taken with, from its expiresAt (whole days)."""
+    expires, created = data.get("expiresAt"), data.get("createdAt")
+    if data.get("snapshotType") != "onDemand" or not expires or not created:
+        return None
+    seconds = (parse_time(expires) - parse_time(created)).total_seconds()
+    return round(seconds / 86400)
 
 
 class Snapshot(Resource):
     type_name = "cloudbackup_snapshot"
     lifecycle = (
         "Creating it takes an on-demand snapshot and waits, within `timeouts.create` (default 60 "
-        "minutes), until it is stored; a failed snapshot is an error. It is kept until destroyed, or "
+        "minutes), until it is stored; a failed snapshot is an error. It is kept until destroyed, until "
+        "`retention_in_days` pass (if set: the shim then deletes it, and Terraform plans a new one), or "
         "until backup is disabled or the cluster terminated; destroying it deletes it from storage. A "
         "snapshot deleted outside Terraform is planned for creation again."
     )
-    fields = {"/description": ["description"]}
+    fields = {"/description": ["description"], "/retentionInDays": ["retention_in_days"]}
 
     def _path(self, project_id: str, cluster_name: str, snapshot_id: str | None = None) -> str:
         base = f"/groups/{seg(project_id)}/clusters/{seg(cluster_name)}/backup/snapshots"
@@ -40,13 +51,24 @@ class Snapshot(Resource):
             region=data.get("regionName"),
             storage_size_bytes=data.get("storageSizeBytes"),
             snapshot_type=data.get("snapshotType"),
+            expires_at=data.get("expiresAt"),
+            retention_in_days=retention_days(data),
         )
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
         if prior is None or any(
-            prior.get(n) != planned.get(n) for n in ("project_id", "cluster_name", "description")
+            prior.get(n) != planned.get(n)
+            for n in ("project_id", "cluster_name", "description", "retention_in_days")
         ):
-            for name in ("id", "status", "created_at", "region", "storage_size_bytes", "snapshot_type"):
+            for name in (
+                "id",
+                "status",
+                "created_at",
+                "region",
+                "storage_size_bytes",
+                "snapshot_type",
+                "expires_at",
+            ):
                 planned[name] = Unknown
             check_source(
                 diags,
@@ -60,7 +82,11 @@ class Snapshot(Resource):
     def create(self, diags: Diagnostics, planned: State) -> State | None:
         project_id, cluster_name = planned["project_id"], planned["cluster_name"]
         deadline = self.deadline(planned)
-        body = {"description": planned["description"]} if planned.get("description") is not None else {}
+        body: dict[str, Any] = {}
+        if planned.get("description") is not None:
+            body["description"] = planned["description"]
+        if planned.get("retention_in_days") is not None:
+            body["retentionInDays"] = int(planned["retention_in_days"])
         data = self.client.post(self._path(project_id, cluster_name), body)
         if data.get("status") not in DONE:
             path = self._path(project_id, cluster_name, data["id"])

@@ -36,13 +36,21 @@ def blueprint() -> Blueprint:
         data = body(schemas.CLUSTER_BACKUP)
         dry_run = flag("dryRun")
         method = data.get("method", rules.CLOUD_PROVIDER_SNAPSHOTS)
-        backup, _changed = service().enable_backup(project_id, cluster_name, method, dry_run=dry_run)
+        backup, _changed = service().enable_backup(
+            project_id,
+            cluster_name,
+            method,
+            dry_run=dry_run,
+            deletion_protection=data.get("deletionProtection"),
+        )
         return views.backup(backup)
 
     @bp.delete(path)
     @operation(
-        summary="Disable backup and delete every snapshot of the cluster from storage (R9); idempotent.",
+        summary="Disable backup and delete every snapshot of the cluster from storage (R9); idempotent. "
+        "Refused (409 DELETION_PROTECTED) while the backup has deletion protection.",
         status=204,
+        errors=(401, 403, 404, 409),
     )
     def disable_backup(group_id: str, cluster_name: str) -> Any:
         service().disable_backup(reach(group_id), cluster_name)

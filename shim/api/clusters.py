@@ -8,7 +8,7 @@ from flask import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shim import schemas
+from shim import freshness, schemas
 from shim.api import views
 from shim.api.common import body, flag, page, reach, service
 from shim.errors import GROUP_NOT_FOUND, ApiError
@@ -43,8 +43,14 @@ def _listing_with_backups(project_id: str, offset: int, limit: int) -> dict[str,
             raise ApiError(404, GROUP_NOT_FOUND, f"No project with ID {project_id}.")
         rows, total = queries.clusters_page(session, project_id, offset=offset, limit=limit)
         snapshot_ids = _completed_snapshot_ids(session, [row.id for row in rows])
+        fresh = freshness.of_clusters(session, [row.id for row in rows])
+    now = service().now()
     return views.listing(
-        [views.cluster_with_backup(Backup(row, snapshot_ids[row.id])) for row in rows], total
+        [
+            views.cluster_with_backup(Backup(row, snapshot_ids[row.id], False, fresh[row.id], now))
+            for row in rows
+        ],
+        total,
     )
 
 
@@ -113,7 +119,12 @@ def blueprint() -> Blueprint:
         return views.cluster(service().update_cluster(project_id, cluster_name, data))
 
     @bp.delete("/groups/<group_id>/clusters/<cluster_name>")
-    @operation(summary="Terminate a cluster: its snapshots (R9) and volumes are deleted.", status=204)
+    @operation(
+        summary="Terminate a cluster: its snapshots (R9) and volumes are deleted. Refused (409 "
+        "DELETION_PROTECTED) while the cluster or its backup has deletion protection.",
+        status=204,
+        errors=(401, 403, 404, 409),
+    )
     def terminate_cluster(group_id: str, cluster_name: str) -> Any:
         service().terminate_cluster(reach(group_id), cluster_name)
         return "", 204

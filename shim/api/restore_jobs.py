@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 
 from shim import schemas
-from shim.api import views
+from shim.api import links, views
 from shim.api.common import OBJECT_ID, body, page, principal, reach, service
 from shim.schemas import operation
 
@@ -27,7 +27,8 @@ def blueprint() -> Blueprint:
     def list_restore_jobs(group_id: str, cluster_name: str) -> Any:
         offset, limit = page()
         rows, total = service().list_restore_jobs(reach(group_id), cluster_name, offset=offset, limit=limit)
-        return views.listing([views.restore_job(row) for row in rows], total)
+        listed = views.listing([views.restore_job(row) for row in rows], total)
+        return {**listed, "links": links.page(total)}
 
     @bp.post(path)
     @operation(

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 
 from shim import schemas
-from shim.api import views
+from shim.api import links, views
 from shim.api.common import body, page, reach, service
 from shim.schemas import operation
 
@@ -25,11 +25,13 @@ def blueprint() -> Blueprint:
         cluster, rows, total = service().list_snapshots(
             reach(group_id), cluster_name, offset=offset, limit=limit
         )
-        return views.listing([views.snapshot(row, cluster.name) for row in rows], total)
+        listed = views.listing([views.snapshot(row, cluster.name) for row in rows], total)
+        return {**listed, "links": links.page(total)}
 
     @bp.post(path)
     @operation(
-        summary="Take an on-demand snapshot (kept until deleted); needs cloud provider snapshots enabled.",
+        summary="Take an on-demand snapshot, kept retentionInDays days (or until deleted without it); needs "
+        "cloud provider snapshots enabled.",
         request=schemas.SNAPSHOT,
         response=RESPONSE,
         status=201,
@@ -37,7 +39,9 @@ def blueprint() -> Blueprint:
     def take_snapshot(group_id: str, cluster_name: str) -> Any:
         project_id = reach(group_id)
         data = body(schemas.SNAPSHOT)
-        cluster, row = service().take_snapshot(project_id, cluster_name, data.get("description"))
+        cluster, row = service().take_snapshot(
+            project_id, cluster_name, data.get("description"), retention_days=data.get("retentionInDays")
+        )
         return views.snapshot(row, cluster.name), 201
 
     @bp.get(path + "/<snapshot_id>")

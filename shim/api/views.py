@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shim import rules
+from shim.api import links
 from shim.clock import format_time
 from shim.service import Backup, preferred_region
 from shim.store.models import Cluster, Project, RestoreJob, Snapshot
@@ -34,6 +35,7 @@ def cluster(row: Cluster) -> dict[str, Any]:
         "preferredRegion": preferred_region(row),
         "stateName": row.state,
         "createDate": format_time(row.created_at),
+        "deletionProtection": bool(row.deletion_protection),
     }
 
 
@@ -53,10 +55,22 @@ def backup(item: Backup) -> dict[str, Any]:
         "intervalHours": int(rules.SNAPSHOT_INTERVAL.total_seconds() // 3600),
         "retentionCount": rules.RETENTION_COUNT,
         "snapshotIds": item.snapshot_ids,
+        "deletionProtection": bool(row.backup_deletion_protection) and row.backup_method is not None,
+        **freshness(item),
     }
     if item.dry_run:
         body["dryRun"] = True
     return body
+
+
+def freshness(item: Backup) -> dict[str, Any]:
+    """The newest snapshot's moment and status, and the newest completed one's age by the shim's clock."""
+    fresh, now = item.freshness, item.now
+    return {
+        "lastSnapshotAt": format_time(fresh.last_at) if fresh else None,
+        "lastSnapshotStatus": fresh.last_status if fresh else None,
+        "snapshotAgeSeconds": fresh.age_seconds(now) if fresh and now else None,
+    }
 
 
 def cluster_with_backup(item: Backup) -> dict[str, Any]:
@@ -69,7 +83,10 @@ def snapshot(row: Snapshot, cluster_name: str) -> dict[str, Any]:
     return {
         "id": row.id,
         "createdAt": format_time(row.created_at),
-        "expiresAt": format_time(rules.expected_expiry(row.created_at, scheduled=scheduled)),
+        # An on-demand snapshot's retentionInDays sets its own; a scheduled one's is retention's (R8).
+        "expiresAt": format_time(
+            row.expires_at or rules.expected_expiry(row.created_at, scheduled=scheduled)
+        ),
         "status": row.status,
         "snapshotType": row.snapshot_type,
         "type": "replicaSet",
@@ -81,6 +98,12 @@ def snapshot(row: Snapshot, cluster_name: str) -> dict[str, Any]:
         "description": row.description,
         "checksum": row.checksum,
         "failureReason": row.failure_reason,
+        # Atlas' fields for a replica set snapshot that a client may read: the schedule is daily.
+        "frequencyType": "daily" if scheduled else "ondemand",
+        "mongodVersion": None,
+        "copyRegions": [],
+        "policyItems": [],
+        "links": links.record(f"/groups/{row.project_id}/clusters/{cluster_name}/backup/snapshots/{row.id}"),
     }
 
 
@@ -95,6 +118,10 @@ def restore_job(row: RestoreJob) -> dict[str, Any]:
         "createdAt": format_time(row.created_at),
         "finishedAt": format_time(row.finished_at),
         "failureReason": row.failure_reason,
+        # What an Atlas client polls instead of status: finishedAt with failed, cancelled, expired.
+        "failed": row.status == "failed",
+        "cancelled": False,
+        "expired": False,
     }
 
 

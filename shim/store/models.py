@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -64,6 +65,10 @@ class Cluster(Base):
     reference_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # While set, terminating the cluster is refused (DELETION_PROTECTED), as is disabling its backup for
+    # `backup_deletion_protection`: both would delete every snapshot at once (R9).
+    deletion_protection: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    backup_deletion_protection: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Volume(Base):
@@ -110,6 +115,8 @@ class Snapshot(Base):
     # The replica executing the snapshot's driver operation (Replica.id); another replica leaves it alone
     # while that replica's lease lives.
     owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # An on-demand snapshot taken with retentionInDays is deleted once this moment passes.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class RestoreJob(Base):

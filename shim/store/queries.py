@@ -230,6 +230,8 @@ _PENDING_WORK = select(
     select(func.min(_CLUSTERS.c.next_due_at)).scalar_subquery().label("earliest_due"),
     exists().where(_SNAPSHOTS.c.status == "inProgress").label("snapshots_running"),
     exists().where(RestoreJob.__table__.c.status == "inProgress").label("restores_running"),
+    # When the first on-demand snapshot taken with retentionInDays expires (None: none will).
+    select(func.min(_SNAPSHOTS.c.expires_at)).scalar_subquery().label("earliest_expiry"),
 )
 
 

@@ -325,6 +325,10 @@ def test_disabling_backup_is_idempotent(client: ApiClient) -> None:
         "intervalHours": 24,
         "retentionCount": 3,
         "snapshotIds": [],
+        "deletionProtection": False,
+        "lastSnapshotAt": None,
+        "lastSnapshotStatus": None,
+        "snapshotAgeSeconds": None,
     }
 
 

@@ -85,12 +85,12 @@ def test_every_reference_in_the_document_resolves(app: Flask) -> None:
         assert ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"], ref
 
 
-def test_list_operations_answer_results_and_total_count(app: Flask) -> None:
+def test_list_operations_answer_results_total_count_and_links(app: Flask) -> None:
     doc = document(app)
     listing = doc["paths"]["/api/atlas/v1.0/groups/{group_id}/clusters/{cluster_name}/backup/snapshots"][
         "get"
     ]
     schema = listing["responses"]["200"]["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == {"results", "totalCount"}
+    assert set(schema["properties"]) == {"results", "totalCount", "links"}
     assert schema["properties"]["results"]["items"] == {"$ref": "#/components/schemas/Snapshot"}
     assert {p["name"] for p in listing["parameters"]} >= {"pageNum", "itemsPerPage"}

@@ -82,10 +82,8 @@ def test_a_cluster_without_snapshots_lists_none_and_an_unknown_one_is_not_found(
     create_cluster(client, project_id, "plain")
     listing = client.get(f"/groups/{project_id}/clusters/plain/backup/snapshots").get_json()
     assert (listing["results"], listing["totalCount"]) == ([], 0)
-    assert client.get(f"/groups/{project_id}/clusters/plain/backup/snapshots?pageNum=3").get_json() == {
-        "results": [],
-        "totalCount": 0,
-    }
+    past = client.get(f"/groups/{project_id}/clusters/plain/backup/snapshots?pageNum=3").get_json()
+    assert (past["results"], past["totalCount"]) == ([], 0)
     missing = client.get(f"/groups/{project_id}/clusters/nope/backup/snapshots")
     assert (missing.status_code, missing.get_json()["errorCode"]) == (404, "CLUSTER_NOT_FOUND")
     no_project = client.get("/groups/" + "0" * 24 + "/clusters/plain/backup/snapshots")

@@ -97,6 +97,7 @@ def test_an_unchanged_cluster_keeps_its_computed_values_from_the_state() -> None
         preferred_region="eastus2",
         backup_enabled=True,
         backup_method="CLOUD_PROVIDER_SNAPSHOTS",
+        deletion_protection=False,
     )
     planned, replace = plugin.resources["cloudbackup_cluster"].plan(
         Diagnostics(), prior, cluster_config(project_id=PID)

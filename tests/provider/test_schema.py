@@ -30,7 +30,7 @@ def test_every_type_of_the_contract_is_declared() -> None:
         "cloudbackup_snapshot",
         "cloudbackup_restore_job",
     }
-    assert set(schemas.data_sources) == {"cloudbackup_snapshots"}
+    assert set(schemas.data_sources) == {"cloudbackup_snapshots", "cloudbackup_backup_status"}
     assert [a.name for a in schemas.provider.attributes] == ["url", "public_key", "private_key"]
 
 

@@ -99,7 +99,7 @@ def test_a_missing_field_is_named_by_its_pointer() -> None:
 def test_an_unknown_field_is_named_with_the_allowed_ones() -> None:
     error = refused({**cluster_body(), "tags": {}})
     assert error.parameters[0] == "/tags"
-    assert "Allowed fields: clusterType, diskSizeGB, name" in error.detail
+    assert "Allowed fields: clusterType, deletionProtection, diskSizeGB, name" in error.detail
 
 
 def test_a_bad_region_name_is_named_by_its_key() -> None:
