@@ -21,10 +21,21 @@ def upgrade() -> None:
         sa.Column("project_id", sa.String(length=24), nullable=True),
         sa.Column("read_only", sa.Boolean(), nullable=False),
         sa.Column("created_at", shim.store.types.UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", shim.store.types.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("public_key"),
     )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_keys_project_id"), ["project_id"], unique=False)
+
+    op.create_table(
+        "digest_nonce_uses",
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("nc", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("expires_at", shim.store.types.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("nonce", "nc"),
+    )
+    with op.batch_alter_table("digest_nonce_uses", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_digest_nonce_uses_expires_at"), ["expires_at"], unique=False)
 
     op.create_table(
         "projects",
@@ -66,6 +77,8 @@ def upgrade() -> None:
         sa.Column("reference_time", shim.store.types.UTCDateTime(), nullable=True),
         sa.Column("next_due_at", shim.store.types.UTCDateTime(), nullable=True),
         sa.Column("created_at", shim.store.types.UTCDateTime(), nullable=False),
+        sa.Column("deletion_protection", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("backup_deletion_protection", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(
             ["project_id"],
             ["projects.id"],
@@ -122,6 +135,7 @@ def upgrade() -> None:
         sa.Column("created_at", shim.store.types.UTCDateTime(), nullable=False),
         sa.Column("finished_at", shim.store.types.UTCDateTime(), nullable=True),
         sa.Column("owner", sa.String(length=32), nullable=True),
+        sa.Column("expires_at", shim.store.types.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["cluster_id"],
             ["clusters.id"],
@@ -182,6 +196,10 @@ def downgrade() -> None:
 
     op.drop_table("replicas")
     op.drop_table("projects")
+    with op.batch_alter_table("digest_nonce_uses", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_digest_nonce_uses_expires_at"))
+
+    op.drop_table("digest_nonce_uses")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_project_id"))
 
