@@ -14,13 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from contract.errors import GONE_CODES
+
 API_BASE = "/api/atlas/v1.0"
 USER_AGENT = "terraform-provider-cloudbackup"
-# The errorCodes that say "this resource is gone": the only answers on which a read drops a resource from
-# the state or a delete counts as done. Any other 404 (a wrong url, say) is an error.
-GONE_CODES = frozenset(
-    {"GROUP_NOT_FOUND", "CLUSTER_NOT_FOUND", "SNAPSHOT_NOT_FOUND", "RESTORE_JOB_NOT_FOUND"}
-)
 _PROJECT_PATH = re.compile(r"^/groups/([^/?]+)")
 _PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]+)')
 _HASHES: dict[str, Callable[..., Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}

@@ -1,4 +1,4 @@
-"""Plan-time checks: the rules of shim/rules.py on what this run planned and what the API already holds."""
+"""Plan-time checks: the rules of contract/rules.py on what this run planned and what the API holds."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
+from contract import rules
 from provider.client import ApiError, Client, seg
 from provider.diagnostics import Path, add_api_error, add_refusal
-from shim import rules
 
 RULE_CODES = frozenset(
     {"TIER_NOT_SUPPORTED", "PROVIDER_NOT_SUPPORTED", "SHARDED_NOT_SUPPORTED", "BACKUP_METHOD_LOCKED"}

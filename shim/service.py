@@ -34,7 +34,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shim import events, rules
+from contract import rules
+from shim import events
 from shim.clock import Clock, ManualClock, format_time, parse_time, utc
 from shim.drivers.base import Driver, DriverError, OperationStatus, StoredSnapshot, VolumeSpec
 from shim.errors import (

@@ -1,4 +1,4 @@
-"""setup.cfg's install_requires names exactly the distributions that shim/, provider/ and contract/ import."""
+"""setup.cfg's install_requires names exactly the distributions that the project's packages import."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from importlib.metadata import distribution, packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY = {"shim", "provider", "contract"}
+FIRST_PARTY = {"shim", "provider", "contract", "cloudbackup"}
 
 
 def imported_modules() -> set[str]:

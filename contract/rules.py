@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shim.regions import PROVIDER_REGIONS
+from contract.regions import PROVIDER_REGIONS
 
 CLOUD_PROVIDER_SNAPSHOTS = "CLOUD_PROVIDER_SNAPSHOTS"
 CONTINUOUS = "CONTINUOUS"

@@ -1,4 +1,4 @@
-"""The `cloudbackup` command: serve and provider install here, the other subcommands in shim/commands/."""
+"""The `cloudbackup` command: the one module that imports both shim/ and provider/."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from shim.commands import OK, CommandError, default_data_dir
 from shim.config import Config
 from shim.drivers import DRIVERS
 
-log = logging.getLogger("shim.cli")
+log = logging.getLogger("cloudbackup.cli")
 
 # Subcommands kept in modules of their own: each has `register(commands)`, which adds its parser and sets
 # `run` (a function of the parsed arguments that returns the exit code). A new command is one line here.
@@ -226,7 +226,7 @@ def start_metrics_listener(app: Any, host: str, port: int) -> Any:
 
 
 def provider_install(args: argparse.Namespace) -> int:
-    from provider.install import install  # type: ignore[import-not-found]
+    from provider.install import install
 
     path = install(args.dir)
     print(path, flush=True)
