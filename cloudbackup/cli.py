@@ -226,7 +226,7 @@ def start_metrics_listener(app: Any, host: str, port: int) -> Any:
 
 
 def provider_install(args: argparse.Namespace) -> int:
-    from provider.install import install
+    from provider.runtime.install import install
 
     path = install(args.dir)
     print(path, flush=True)

@@ -206,7 +206,7 @@ class Client:
     def _challenge_file(self) -> str:
         import zlib
 
-        from provider import tls
+        from provider.runtime import tls
 
         key = zlib.crc32(f"{self.url}|{self.public_key}".encode())
         return os.path.join(tls.cache_dir(), f"digest-{key:08x}")

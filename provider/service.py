@@ -13,10 +13,11 @@ from tf.utils import Diagnostics, _to_attribute_path, to_dynamic_value
 
 from provider import schema as schema_module
 from provider.diagnostics import add_exception
-from provider.plugin import NotConfigured, Plugin
+from provider.plugin import Plugin
 from provider.resource import ImportIdError, Resource
+from provider.runtime.values import decode
 from provider.schema import TypeSchema
-from provider.values import decode
+from provider.session import NotConfigured
 
 SERVICE = "/tfplugin6.Provider/"
 

@@ -106,7 +106,7 @@ class Cluster(Resource):
             # An update answers with the live backup setting.
             for attribute in WRITTEN_ONLY:
                 planned[attribute] = Unknown
-        self.plugin.run.record_cluster(
+        self.session.run.record_cluster(
             PlannedCluster(
                 project_id,
                 str(name),
@@ -133,10 +133,10 @@ class Cluster(Resource):
 
     def _live_backup(self, prior: State | None, planned: State) -> State | None:
         """The prior state with the backup the API holds now: R11 is about the live setting."""
-        if prior is None or not self._changes(prior, planned) or self.plugin.client is None:
+        if prior is None or not self._changes(prior, planned) or self.session.client is None:
             return prior
         try:
-            data = self.plugin.client.cluster(prior["project_id"], prior["name"])
+            data = self.session.client.cluster(prior["project_id"], prior["name"])
         except ApiError:
             return prior
         if data is None:

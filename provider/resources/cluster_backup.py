@@ -67,11 +67,11 @@ class ClusterBackup(Resource):
             "snapshot_ids",
         ):
             planned[name] = Unknown
-        client = self.plugin.client
+        client = self.session.client
         check_backup(
             diags,
             client,
-            self.plugin.run,
+            self.session.run,
             project_id=project_id,
             cluster_name=cluster_name,
             method=planned.get("method"),

@@ -48,11 +48,11 @@ class RestoreJob(Resource):
         if prior is None or any(prior.get(n) != planned.get(n) for n in names):
             for name in ("id", "status", "created_at", "finished_at"):
                 planned[name] = Unknown
-            identity = self.plugin.identity
+            identity = self.session.identity
             check_restore(
                 diags,
-                self.plugin.client,
-                self.plugin.run,
+                self.session.client,
+                self.session.run,
                 planned,
                 cross_region=identity.cross_region_restore if identity else None,
             )

@@ -50,8 +50,8 @@ class Snapshot(Resource):
                 planned[name] = Unknown
             check_source(
                 diags,
-                self.plugin.client,
-                self.plugin.run,
+                self.session.client,
+                self.session.run,
                 project_id=planned.get("project_id"),
                 cluster_name=planned.get("cluster_name"),
                 resource="cloudbackup_snapshot",

@@ -115,7 +115,7 @@ def serve(
     import contextlib
     import threading
 
-    from provider import tls
+    from provider.runtime import tls
 
     global listening
     out = out or sys.stdout
@@ -284,7 +284,7 @@ class _Connection:
     def __init__(self, sock, handlers: HandlerTable, stopped: threading.Event) -> None:
         import threading
 
-        from provider import http2
+        from provider.runtime import http2
 
         self.sock = sock
         self.handlers = handlers

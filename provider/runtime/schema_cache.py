@@ -13,7 +13,7 @@ import os
 import sys
 
 # Kept to os.path: a cold start imports this module before anything else it serves.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _GENERATOR = ("provider/schema.py", "provider/types.py", "contract/documents.py")
 _TF_FILES = ("tf/schema.py", "tf/types.py", "tf/gen/tfplugin_pb2.py")
 
@@ -56,7 +56,7 @@ def _digest() -> str:
 
 
 def path() -> str:
-    from provider import tls
+    from provider.runtime import tls
 
     return os.path.join(tls.cache_dir(), f"schema-{_digest()}.pb")
 
