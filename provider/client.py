@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from contract.errors import GONE_CODES
+from contract.files import write_atomic
 
 API_BASE = "/api/atlas/v1.0"
 USER_AGENT = "terraform-provider-cloudbackup"
@@ -228,12 +229,8 @@ class Client:
         path = self._challenge_file()
         try:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                fields = (challenge.realm, challenge.nonce, challenge.opaque or "", challenge.algorithm)
-                out.write("\n".join((*fields, challenge.qop or "")))
-            os.replace(tmp, path)
+            fields = (challenge.realm, challenge.nonce, challenge.opaque or "", challenge.algorithm)
+            write_atomic(path, "\n".join((*fields, challenge.qop or "")).encode())
         except OSError:
             pass
 

@@ -9,6 +9,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from contract.files import write_atomic
+
 HOSTNAME = "registry.terraform.io"
 NAMESPACE = "cloudbackup"
 TYPE = "cloudbackup"
@@ -96,10 +98,7 @@ def launcher_script(python: str | None = None) -> str:
 
 def _write(path: Path, content: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(content)
-    tmp.chmod(mode)
-    os.replace(tmp, path)
+    write_atomic(path, content.encode(), mode=mode)
 
 
 def install(plugin_dir: Path | None = None, python: str | None = None) -> Path:

@@ -80,11 +80,9 @@ def build(target: str | None = None) -> bytes:
     data = schema.provider_schema_response()
     try:
         os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-        tmp = f"{target}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)
+        from contract.files import write_atomic
+
+        write_atomic(target, data)
     except OSError:
         pass
     return data
