@@ -8,7 +8,6 @@ import json
 import os
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -443,17 +442,3 @@ def list_all(client: Client, path: str, page_size: int = 500, **query: Any) -> l
         if not results or len(items) >= total:
             return items
         page += 1
-
-
-def wait_for(check: Callable[[], Any], *, deadline: float, first: float = 0.05, longest: float = 5.0) -> Any:
-    """Poll `check` until it returns something other than None, or raise TimeoutError at `deadline`."""
-    delay = first
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        now = time.monotonic()
-        if now >= deadline:
-            raise TimeoutError
-        time.sleep(min(delay, max(0.0, deadline - now)))
-        delay = min(delay * 2, longest)

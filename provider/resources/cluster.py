@@ -8,10 +8,11 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from contract import rules
-from provider.client import ApiError, seg, wait_for
+from provider.client import ApiError, seg
 from provider.planning import CLUSTER_FIELDS, PlannedCluster, check_cluster_change, check_regions, known
 from provider.resource import DEFAULT_TIMEOUT_SECONDS, Resource, State, split_import_id
 from provider.validation import block_elements
+from provider.waiting import wait_for
 
 READY = "IDLE"
 # What the cluster's backup was when Terraform last created, changed or imported it. The

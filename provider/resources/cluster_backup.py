@@ -7,9 +7,10 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from provider.client import ApiError, seg, wait_for
+from provider.client import ApiError, seg
 from provider.planning import BACKUP_FIELDS, check_backup, known
 from provider.resource import Resource, State, split_import_id
+from provider.waiting import wait_for
 
 DONE = ("completed", "failed")
 

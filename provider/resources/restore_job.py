@@ -7,11 +7,10 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from provider.client import ApiError, seg, wait_for
+from provider.client import ApiError, seg
 from provider.plan_targets import RESTORE_FIELDS, check_restore
 from provider.resource import Resource, State, split_import_id
-
-DONE = ("completed", "failed")
+from provider.waiting import until_finished
 
 
 class RestoreJob(Resource):
@@ -67,13 +66,9 @@ class RestoreJob(Resource):
             "targetGroupId": planned["target_project_id"],
         }
         data = self.client.post(self._path(project_id, cluster_name), body)
-        if data.get("status") not in DONE:
-            path = self._path(project_id, cluster_name, data["id"])
-            data = wait_for(
-                lambda: (lambda d: d if d.get("status") in DONE else None)(self.client.get(path)),
-                deadline=deadline,
-                first=0.02,
-            )
+        data = until_finished(
+            self.client, self._path(project_id, cluster_name, data["id"]), data, deadline=deadline
+        )
         if data.get("status") == "failed":
             diags.add_error(
                 "The restore failed",
