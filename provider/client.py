@@ -1,4 +1,8 @@
-"""The shim's HTTP API over HTTP Digest (http.client, kept-alive connections), with per-run read caches."""
+"""The shim's HTTP API over HTTP Digest (http.client, kept-alive connections), with per-run read caches.
+
+Over 400 lines on purpose: Digest authentication, the kept-alive connection and the per-run read caches
+share one lock and one connection; the resources see only its small set of calls.
+"""
 
 from __future__ import annotations
 
