@@ -60,7 +60,7 @@ def main() -> int:
 
 def cloudbackup() -> list[str]:
     script = Path(sys.executable).parent / "cloudbackup"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "shim.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cloudbackup.cli"]
 
 
 def run(work: Path, args: argparse.Namespace, database: Database) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shim import rules
+from contract import rules
 from shim.drivers.base import VolumeSpec
 from shim.drivers.local import LocalDriver
 from shim.service import new_id

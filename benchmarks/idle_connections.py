@@ -30,7 +30,7 @@ BASE = "/api/atlas/v1.0"
 
 def cloudbackup() -> list[str]:
     script = Path(sys.executable).parent / "cloudbackup"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "shim.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cloudbackup.cli"]
 
 
 def start(data_dir: Path) -> tuple[subprocess.Popen[str], str]:

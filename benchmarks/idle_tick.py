@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fleet import START, Database, filesystem, insert_fleet
 
-from shim import rules
+from contract import rules
 from shim.app import create_app, shutdown
 from shim.clock import ManualClock
 from shim.config import Config

@@ -98,7 +98,7 @@ def first_answer_times(executable: str, env: dict, repeats: int) -> list[float]:
 
 def main(repeats: int = 21) -> None:
     with environment() as bench:
-        from provider import install
+        from provider.runtime import install
 
         home = bench["env"]["HOME"]
         executable = next(

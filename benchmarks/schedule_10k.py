@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fleet import MIB, REGIONS, START, Database, filesystem, insert_fleet, write_volumes
 from sqlalchemy import func, select
 
-from shim import rules
+from contract import rules
 from shim.app import create_app, shutdown
 from shim.clock import ManualClock
 from shim.config import Config

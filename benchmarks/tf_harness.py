@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from provider import install  # noqa: E402
+from provider.runtime import install  # noqa: E402
 
 PROVIDER_BLOCK = """
 terraform {

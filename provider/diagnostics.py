@@ -9,8 +9,8 @@ from typing import Any
 
 from tf.utils import Diagnostics
 
+from contract.rules import Refusal
 from provider.client import ApiError, KeyScopeError, Unreachable
-from shim.rules import Refusal
 
 Path = list[Any]
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from tf.utils import Diagnostics
 
+from contract import rules
 from provider.client import ApiError, Client
 from provider.destroy_run import terraform_destroys
 from provider.diagnostics import add_refusal
 from provider.planning import Run, known
-from shim import rules
 
 RESTORE_FIELDS = {
     "/snapshotId": ["snapshot_id"],

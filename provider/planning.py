@@ -1,4 +1,4 @@
-"""Plan-time checks: the rules of shim/rules.py on what this run planned and what the API already holds."""
+"""Plan-time checks: the rules of contract/rules.py on what this run planned and what the API holds."""
 
 from __future__ import annotations
 
@@ -10,31 +10,26 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
+from contract import rules
+from contract.fields import field_map
 from provider.client import ApiError, Client, seg
 from provider.diagnostics import Path, add_api_error, add_refusal
-from shim import rules
 
 RULE_CODES = frozenset(
     {"TIER_NOT_SUPPORTED", "PROVIDER_NOT_SUPPORTED", "SHARDED_NOT_SUPPORTED", "BACKUP_METHOD_LOCKED"}
 )
 
-# Where a backup's refusals land: the cluster it names is at fault for R1-R3, its method for R4.
+# Where a cluster's refusals land: the attribute each API field is, read from the schema (contract/fields.py).
+CLUSTER_FIELDS: Mapping[str, Path] = field_map("cluster")
+# Where a backup's refusals land: its method for R4 (from the schema), and for R1-R3 the cluster it names,
+# whose name and shape fields are at fault.
 BACKUP_FIELDS: Mapping[str, Path] = {
-    rules.INSTANCE_SIZE: ["cluster_name"],
-    rules.PROVIDER_NAME: ["cluster_name"],
-    rules.CLUSTER_TYPE: ["cluster_name"],
+    **{
+        pointer: ["cluster_name"]
+        for pointer in (rules.INSTANCE_SIZE, rules.PROVIDER_NAME, rules.CLUSTER_TYPE)
+    },
     "/name": ["cluster_name"],
-    rules.METHOD: ["method"],
-}
-
-# Where a cluster's refusals land.
-CLUSTER_FIELDS: Mapping[str, Path] = {
-    rules.INSTANCE_SIZE: ["instance_size"],
-    rules.PROVIDER_NAME: ["provider_name"],
-    rules.CLUSTER_TYPE: ["cluster_type"],
-    rules.DISK_SIZE: ["disk_size_gb"],
-    "/replicationSpecs": ["region"],
-    "/name": ["name"],
+    **field_map("cluster_backup"),
 }
 
 

@@ -11,14 +11,10 @@ from tf.utils import Diagnostics
 from provider import schema as schema_module
 from provider.client import Client, Unreachable
 from provider.diagnostics import add_unreachable
-from provider.identity import Identity, identify
-from provider.planning import Run
+from provider.identity import identify
 from provider.resource import Resource
+from provider.session import Session
 from provider.validation import validate_config
-
-
-class NotConfigured(RuntimeError):
-    """A resource was used before ConfigureProvider succeeded."""
 
 
 def resource_classes() -> dict[str, type[Resource]]:
@@ -47,18 +43,10 @@ class Plugin:
     """Everything one Terraform run's provider instance keeps between calls."""
 
     def __init__(self) -> None:
-        self.client: Client | None = None
-        self.identity: Identity | None = None
-        # The Terraform release driving this process, from ConfigureProvider ("" if not told).
-        self.terraform_version = ""
-        self.run = Run()
-        self.resources = {name: cls(self) for name, cls in resource_classes().items()}
-        self.data_sources = {name: cls(self) for name, cls in data_source_classes().items()}
-
-    def require_client(self) -> Client:
-        if self.client is None:
-            raise NotConfigured("the provider is not configured")
-        return self.client
+        # The resources get the session, not the plugin: the client reaches them through it at configure.
+        self.session = Session()
+        self.resources = {name: cls(self.session) for name, cls in resource_classes().items()}
+        self.data_sources = {name: cls(self.session) for name, cls in data_source_classes().items()}
 
     def validate(self, diags: Diagnostics, config: dict[str, Any]) -> None:
         validate_config(diags, schema_module.load().provider, config)
@@ -118,5 +106,4 @@ class Plugin:
         if identity is None:
             return
         client.key_project = identity.project_id
-        self.identity = identity
-        self.client = client
+        self.session.configure(client, identity)

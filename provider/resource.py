@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from tf.types import Unknown
 from tf.utils import Diagnostics
@@ -15,10 +15,8 @@ from provider.client import Client
 from provider.destroy_run import terraform_destroys
 from provider.diagnostics import Path
 from provider.schema import TypeSchema
+from provider.session import Session
 from provider.validation import validate_config
-
-if TYPE_CHECKING:
-    from provider.plugin import Plugin
 
 State = dict[str, Any]
 DEFAULT_TIMEOUT_SECONDS = 60 * 60
@@ -56,13 +54,13 @@ class Resource:
     # API JSON pointers (error parameters, rule fields) → the attribute they concern.
     fields: ClassVar[Mapping[str, Path]] = {}
 
-    def __init__(self, plugin: Plugin) -> None:
-        self.plugin = plugin
+    def __init__(self, session: Session) -> None:
+        self.session = session
         self.schema: TypeSchema = schema_module.load().resources[self.type_name]
 
     @property
     def client(self) -> Client:
-        return self.plugin.require_client()
+        return self.session.require_client()
 
     # validation
 

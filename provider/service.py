@@ -13,10 +13,11 @@ from tf.utils import Diagnostics, _to_attribute_path, to_dynamic_value
 
 from provider import schema as schema_module
 from provider.diagnostics import add_exception
-from provider.plugin import NotConfigured, Plugin
+from provider.plugin import Plugin
 from provider.resource import ImportIdError, Resource
+from provider.runtime.values import decode
 from provider.schema import TypeSchema
-from provider.values import decode
+from provider.session import NotConfigured
 
 SERVICE = "/tfplugin6.Provider/"
 
@@ -140,7 +141,7 @@ class ProviderService:
 
     def configure_provider(self, request: Any) -> Any:
         diags = Diagnostics()
-        self.plugin.terraform_version = request.terraform_version
+        self.plugin.session.terraform_version = request.terraform_version
         _guard(
             diags, "Configuring the provider", lambda: self.plugin.configure(diags, _decode(request.config))
         )

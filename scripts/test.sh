@@ -9,5 +9,5 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
         || echo "could not install chromium; tests/browser will be skipped" >&2
 fi
-.venv/bin/ruff check shim provider contract tests benchmarks scripts
+.venv/bin/ruff check cloudbackup shim provider contract tests benchmarks scripts
 exec .venv/bin/python -m pytest "$@"

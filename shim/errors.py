@@ -6,39 +6,65 @@ import errno
 import logging
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from shim.rules import Refusal
+from contract.errors import (
+    BACKUP_NOT_ENABLED,
+    CANNOT_DELETE_GROUP_WITH_CLUSTERS,
+    CLUSTER_NOT_FOUND,
+    DIGEST_NONCE_REUSED,
+    DUPLICATE_CLUSTER_NAME,
+    DUPLICATE_PROJECT_NAME,
+    GROUP_NOT_FOUND,
+    INSUFFICIENT_STORAGE,
+    INVALID_ATTRIBUTE,
+    INVALID_QUERY_PARAMETER,
+    MALFORMED_REQUEST,
+    METHOD_NOT_ALLOWED,
+    ORG_API_KEY_REQUIRED,
+    READ_ONLY_API_KEY,
+    RESOURCE_NOT_FOUND,
+    RESTORE_JOB_NOT_FOUND,
+    SNAPSHOT_NOT_FOUND,
+    STORAGE_ERROR,
+    UNAUTHORIZED,
+    UNEXPECTED_ERROR,
+    error_body,
+)
+from contract.rules import Refusal
 
 log = logging.getLogger(__name__)
 
-# errorCodes of the API besides the rules' own.
-INVALID_ATTRIBUTE = "INVALID_ATTRIBUTE"
-INVALID_QUERY_PARAMETER = "INVALID_QUERY_PARAMETER"
-MALFORMED_REQUEST = "MALFORMED_REQUEST"
-GROUP_NOT_FOUND = "GROUP_NOT_FOUND"
-CLUSTER_NOT_FOUND = "CLUSTER_NOT_FOUND"
-SNAPSHOT_NOT_FOUND = "SNAPSHOT_NOT_FOUND"
-RESTORE_JOB_NOT_FOUND = "RESTORE_JOB_NOT_FOUND"
-DUPLICATE_PROJECT_NAME = "DUPLICATE_PROJECT_NAME"
-DUPLICATE_CLUSTER_NAME = "DUPLICATE_CLUSTER_NAME"
-CANNOT_DELETE_GROUP_WITH_CLUSTERS = "CANNOT_DELETE_GROUP_WITH_CLUSTERS"
-BACKUP_NOT_ENABLED = "BACKUP_NOT_ENABLED"
-UNAUTHORIZED = "USER_UNAUTHORIZED"
-READ_ONLY_API_KEY = "READ_ONLY_API_KEY"
-ORG_API_KEY_REQUIRED = "ORG_API_KEY_REQUIRED"
-# A path no route answers: never one of the *_NOT_FOUND codes above, which say that a resource is gone.
-RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"
-METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
-STORAGE_ERROR = "STORAGE_ERROR"
-UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
-# A Digest (nonce, nc) pair answered a second time: a replayed request.
-DIGEST_NONCE_REUSED = "DIGEST_NONCE_REUSED"
-# The database's disk (or its size limit) is full.
-INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE"
+# The codes live in contract/ (the provider reads them too); importing them from here keeps working.
+__all__ = [
+    "BACKUP_NOT_ENABLED",
+    "CANNOT_DELETE_GROUP_WITH_CLUSTERS",
+    "CLUSTER_NOT_FOUND",
+    "DIGEST_NONCE_REUSED",
+    "DUPLICATE_CLUSTER_NAME",
+    "DUPLICATE_PROJECT_NAME",
+    "GROUP_NOT_FOUND",
+    "INSUFFICIENT_STORAGE",
+    "INVALID_ATTRIBUTE",
+    "INVALID_QUERY_PARAMETER",
+    "MALFORMED_REQUEST",
+    "METHOD_NOT_ALLOWED",
+    "ORG_API_KEY_REQUIRED",
+    "READ_ONLY_API_KEY",
+    "RESOURCE_NOT_FOUND",
+    "RESTORE_JOB_NOT_FOUND",
+    "SNAPSHOT_NOT_FOUND",
+    "STORAGE_ERROR",
+    "UNAUTHORIZED",
+    "UNEXPECTED_ERROR",
+    "ApiError",
+    "error_body",
+    "install_error_handlers",
+    "not_found",
+    "storage_is_full",
+]
 
 
 class ApiError(Exception):
@@ -65,20 +91,6 @@ class ApiError(Exception):
         first = refusals[0]
         detail = " ".join(r.detail for r in refusals) if len(refusals) > 1 else first.detail
         return cls(first.status, first.code, detail, [r.field for r in refusals if r.field])
-
-
-def error_body(status: int, code: str, detail: str, parameters: Iterable[str] = ()) -> dict[str, Any]:
-    """The error shape: {"error", "errorCode", "detail", "reason"} plus the fields at fault, if any."""
-    body: dict[str, Any] = {
-        "error": status,
-        "errorCode": code,
-        "detail": detail,
-        "reason": HTTPStatus(status).phrase,
-    }
-    params = list(parameters)
-    if params:
-        body["parameters"] = params
-    return body
 
 
 def error_response(error: ApiError) -> Response:

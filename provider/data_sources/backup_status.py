@@ -7,6 +7,7 @@ from typing import Any
 from tf.utils import Diagnostics
 
 from provider import schema as schema_module
+from provider.session import Session
 from provider.validation import validate_config
 
 
@@ -25,15 +26,15 @@ def cluster_status(name: str, backup: dict[str, Any]) -> dict[str, Any]:
 class BackupStatus:
     type_name = "cloudbackup_backup_status"
 
-    def __init__(self, plugin: Any) -> None:
-        self.plugin = plugin
+    def __init__(self, session: Session) -> None:
+        self.session = session
         self.schema = schema_module.load().data_sources[self.type_name]
 
     def validate(self, diags: Diagnostics, config: dict[str, Any]) -> None:
         validate_config(diags, self.schema, config)
 
     def read(self, diags: Diagnostics, config: dict[str, Any]) -> dict[str, Any] | None:
-        client = self.plugin.require_client()
+        client = self.session.require_client()
         project_id, only = config["project_id"], config.get("cluster_name")
         # One list call answers for every cluster of the project, each with its backup embedded.
         clusters = client.clusters(project_id)

@@ -7,14 +7,15 @@ from typing import Any
 from tf.utils import Diagnostics
 
 from provider import schema as schema_module
+from provider.session import Session
 from provider.validation import validate_config
 
 
 class Snapshots:
     type_name = "cloudbackup_snapshots"
 
-    def __init__(self, plugin: Any) -> None:
-        self.plugin = plugin
+    def __init__(self, session: Session) -> None:
+        self.session = session
         self.schema = schema_module.load().data_sources[self.type_name]
 
     def validate(self, diags: Diagnostics, config: dict[str, Any]) -> None:
@@ -22,7 +23,7 @@ class Snapshots:
 
     def read(self, diags: Diagnostics, config: dict[str, Any]) -> dict[str, Any]:
         project_id, cluster_name = config["project_id"], config["cluster_name"]
-        snapshots = self.plugin.require_client().snapshots(project_id, cluster_name)
+        snapshots = self.session.require_client().snapshots(project_id, cluster_name)
         ordered = sorted(snapshots, key=lambda s: s.get("createdAt") or "", reverse=True)
         return {
             "project_id": project_id,

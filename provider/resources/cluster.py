@@ -7,12 +7,13 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
+from contract import rules
 from provider import deletion
-from provider.client import ApiError, seg, wait_for
+from provider.client import ApiError, seg
 from provider.planning import CLUSTER_FIELDS, PlannedCluster, check_cluster_change, check_regions, known
 from provider.resource import DEFAULT_TIMEOUT_SECONDS, Resource, State, split_import_id
 from provider.validation import block_elements
-from shim import rules
+from provider.waiting import wait_for
 
 READY = "IDLE"
 # What the cluster's backup was when Terraform last created, changed or imported it. The
@@ -108,7 +109,7 @@ class Cluster(Resource):
             # An update answers with the live backup setting.
             for attribute in WRITTEN_ONLY:
                 planned[attribute] = Unknown
-        self.plugin.run.record_cluster(
+        self.session.run.record_cluster(
             PlannedCluster(
                 project_id,
                 str(name),
@@ -133,7 +134,7 @@ class Cluster(Resource):
         """Refuse when protected, else preview the snapshots that terminating the cluster deletes."""
         if prior.get("deletion_protection"):
             deletion.refuse(diags, self.type_name, action, prior.get("name"))
-        elif self.plugin.client is not None and not deletion.backup_protected(
+        elif self.session.client is not None and not deletion.backup_protected(
             diags, self.client, prior["project_id"], prior["name"], action
         ):
             deletion.preview(diags, self.client, prior["project_id"], prior["name"], action)
@@ -152,10 +153,10 @@ class Cluster(Resource):
 
     def _live_backup(self, prior: State | None, planned: State) -> State | None:
         """The prior state with the backup the API holds now: R11 is about the live setting."""
-        if prior is None or not self._changes(prior, planned) or self.plugin.client is None:
+        if prior is None or not self._changes(prior, planned) or self.session.client is None:
             return prior
         try:
-            data = self.plugin.client.cluster(prior["project_id"], prior["name"])
+            data = self.session.client.cluster(prior["project_id"], prior["name"])
         except ApiError:
             return prior
         if data is None:
@@ -244,7 +245,7 @@ class Cluster(Resource):
         deletion.preview_at_apply(
             diags,
             self.client,
-            self.plugin.terraform_version,
+            self.session.terraform_version,
             current,
             current["name"],
             "Destroying this cloudbackup_cluster",

@@ -8,9 +8,10 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from provider import deletion
-from provider.client import ApiError, seg, wait_for
+from provider.client import ApiError, seg
 from provider.planning import BACKUP_FIELDS, check_backup, known
 from provider.resource import Resource, State, split_import_id
+from provider.waiting import wait_for
 
 DONE = ("completed", "failed")
 
@@ -77,11 +78,11 @@ class ClusterBackup(Resource):
             "snapshot_age_seconds",
         ):
             planned[name] = Unknown
-        client = self.plugin.client
+        client = self.session.client
         check_backup(
             diags,
             client,
-            self.plugin.run,
+            self.session.run,
             project_id=project_id,
             cluster_name=cluster_name,
             method=planned.get("method"),
@@ -94,7 +95,7 @@ class ClusterBackup(Resource):
         """Refuse when protected, else preview the snapshots that go (disabling backup deletes them all)."""
         if prior.get("deletion_protection"):
             deletion.refuse(diags, self.type_name, action, prior.get("cluster_name"))
-        elif self.plugin.client is not None:
+        elif self.session.client is not None:
             deletion.preview(diags, self.client, prior["project_id"], prior["cluster_name"], action)
 
     def _get(self, project_id: str, cluster_name: str) -> dict[str, Any] | None:
@@ -159,7 +160,7 @@ class ClusterBackup(Resource):
         deletion.preview_at_apply(
             diags,
             self.client,
-            self.plugin.terraform_version,
+            self.session.terraform_version,
             current,
             current["cluster_name"],
             "Destroying this cloudbackup_cluster_backup",

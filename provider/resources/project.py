@@ -22,10 +22,10 @@ class Project(Resource):
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
         if prior is None or planned.get("name") != prior.get("name"):
-            self.plugin.run.record_new_project(planned.get("name"))
+            self.session.run.record_new_project(planned.get("name"))
             planned["id"] = Unknown
             planned["backup_method"] = Unknown
-            identity = self.plugin.identity
+            identity = self.session.identity
             if identity is not None and identity.project_id is not None:
                 diags.add_error(
                     "Creating a project needs an organization API key",

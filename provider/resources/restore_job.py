@@ -7,12 +7,11 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from provider.client import ApiError, seg, wait_for
+from contract.times import parse_time
+from provider.client import ApiError, seg
 from provider.plan_targets import RESTORE_FIELDS, check_restore
 from provider.resource import Resource, State, split_import_id
-from shim.clock import parse_time
-
-DONE = ("completed", "failed")
+from provider.waiting import until_finished
 
 
 def duration(data: dict[str, Any]) -> int | None:
@@ -58,11 +57,11 @@ class RestoreJob(Resource):
         if prior is None or any(prior.get(n) != planned.get(n) for n in names):
             for name in ("id", "status", "created_at", "finished_at", "duration_seconds"):
                 planned[name] = Unknown
-            identity = self.plugin.identity
+            identity = self.session.identity
             check_restore(
                 diags,
-                self.plugin.client,
-                self.plugin.run,
+                self.session.client,
+                self.session.run,
                 planned,
                 cross_region=identity.cross_region_restore if identity else None,
             )
@@ -77,13 +76,9 @@ class RestoreJob(Resource):
             "targetGroupId": planned["target_project_id"],
         }
         data = self.client.post(self._path(project_id, cluster_name), body)
-        if data.get("status") not in DONE:
-            path = self._path(project_id, cluster_name, data["id"])
-            data = wait_for(
-                lambda: (lambda d: d if d.get("status") in DONE else None)(self.client.get(path)),
-                deadline=deadline,
-                first=0.02,
-            )
+        data = until_finished(
+            self.client, self._path(project_id, cluster_name, data["id"]), data, deadline=deadline
+        )
         if data.get("status") == "failed":
             diags.add_error(
                 "The restore failed",

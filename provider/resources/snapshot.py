@@ -7,12 +7,11 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from provider.client import ApiError, seg, wait_for
+from contract.times import parse_time
+from provider.client import ApiError, seg
 from provider.plan_targets import check_source
 from provider.resource import Resource, State, split_import_id
-from shim.clock import parse_time
-
-DONE = ("completed", "failed")
+from provider.waiting import until_finished
 
 
 def retention_days(data: dict[str, Any]) -> int | None:
@@ -72,8 +71,8 @@ class Snapshot(Resource):
                 planned[name] = Unknown
             check_source(
                 diags,
-                self.plugin.client,
-                self.plugin.run,
+                self.session.client,
+                self.session.run,
                 project_id=planned.get("project_id"),
                 cluster_name=planned.get("cluster_name"),
                 resource="cloudbackup_snapshot",
@@ -88,13 +87,9 @@ class Snapshot(Resource):
         if planned.get("retention_in_days") is not None:
             body["retentionInDays"] = int(planned["retention_in_days"])
         data = self.client.post(self._path(project_id, cluster_name), body)
-        if data.get("status") not in DONE:
-            path = self._path(project_id, cluster_name, data["id"])
-            data = wait_for(
-                lambda: (lambda d: d if d.get("status") in DONE else None)(self.client.get(path)),
-                deadline=deadline,
-                first=0.02,
-            )
+        data = until_finished(
+            self.client, self._path(project_id, cluster_name, data["id"]), data, deadline=deadline
+        )
         if data.get("status") == "failed":
             diags.add_error(
                 "The snapshot failed",

@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Blueprint
 
-from shim import rules, schemas
+from contract import rules
+from shim import schemas
 from shim.api import views
 from shim.api.common import body, flag, reach, service
 from shim.schemas import operation

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, request
 
-from shim import rules, schemas
+from contract import rules
+from shim import schemas
 from shim.errors import GROUP_NOT_FOUND, INVALID_QUERY_PARAMETER, MALFORMED_REQUEST, ApiError
 
 if TYPE_CHECKING:

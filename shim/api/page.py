@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, g, render_template, request
 from sqlalchemy import select
 
-from shim import rules
+from contract import rules
 from shim.api.common import runtime
 from shim.store.models import Cluster, Project, RestoreJob, Snapshot
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shim import rules
+from contract import rules
 from shim.api import links
 from shim.clock import format_time
 from shim.service import Backup, preferred_region

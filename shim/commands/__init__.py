@@ -1,4 +1,4 @@
-"""The `cloudbackup` subcommands, one module each; shim/cli.py registers them and maps their exit codes."""
+"""The `cloudbackup` subcommands, one module each; cloudbackup/cli.py registers them and maps exit codes."""
 
 from __future__ import annotations
 

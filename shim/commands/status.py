@@ -74,7 +74,7 @@ def collect_from_database(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The same entries read from the database itself: for a shim that is not running."""
     from sqlalchemy import select
 
-    from shim import rules
+    from contract import rules
     from shim.clock import format_time
     from shim.commands.database import open_store
     from shim.service import preferred_region

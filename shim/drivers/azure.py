@@ -33,6 +33,9 @@ across regions only incremental snapshots, so the operation fails with `CrossReg
 naming both regions (`cross_region_restore` is False, so the control plane refuses such a restore first).
 
 The driver is thread-safe: the scheduler and API threads may call it at once.
+
+Over 400 lines on purpose: one driver behind one interface (shim/drivers/base.py); what it knows of
+Azure's operations, names and tags is read in one place.
 """
 
 from __future__ import annotations

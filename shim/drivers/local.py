@@ -1,4 +1,8 @@
-"""The local driver: volumes are sparse files under the data directory, snapshots full copies beside them."""
+"""The local driver: volumes are sparse files under the data directory, snapshots full copies beside them.
+
+Over 400 lines on purpose: the crash-safe file protocol (partial files, sidecars, directory syncs,
+locks) is one piece that must be read whole.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from contract.files import write_atomic
 from shim.drivers.base import DriverError, OperationStatus, StoredSnapshot, VolumeSpec
 from shim.drivers.digest import content_digest
 from shim.drivers.sparse_copy import copy_with_digest
@@ -479,17 +484,10 @@ class LocalDriver:
 
     def _write_json(self, path: Path, value: dict[str, Any], *, sync_dir: bool = True) -> None:
         """Write a small file so that it is either absent or complete, never half-written."""
+        data = json.dumps(value, sort_keys=True).encode()
+        # The `.partial` name, not a per-process one: the driver's cleanup and deletes look for it.
         temporary = path.with_name(path.name + PARTIAL_SUFFIX)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            data = json.dumps(value, sort_keys=True).encode()
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
-            self._fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
+        write_atomic(path, data, mode=0o644, durable=self.durable, temporary=temporary)
         if sync_dir:
             self._fsync_dir(path.parent)
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from shim.rules import SnapshotFacts
+from contract.rules import SnapshotFacts
 from shim.store.models import Cluster, Project, RestoreJob, Snapshot, Volume
 
 # Keep IN lists and executemany batches well under every database's parameter limit.

@@ -22,7 +22,7 @@ from tfkit import (
     pinned_terraform,
 )
 
-from provider import install
+from provider.runtime import install
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import hcl
 import pytest
 from tfkit import PROVIDER_BLOCK, Shim, Workspace, terraform_binary
 
-from provider import install
+from provider.runtime import install
 
 pytestmark = pytest.mark.acceptance
 

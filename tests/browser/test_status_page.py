@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(
 
 def cloudbackup() -> list[str]:
     script = Path(sys.executable).parent / "cloudbackup"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "shim.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cloudbackup.cli"]
 
 
 def chromium(url: str, *action: str) -> str:

@@ -23,7 +23,7 @@ DAY = 86400
 
 def cloudbackup() -> list[str]:
     script = Path(sys.executable).parent / "cloudbackup"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "shim.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cloudbackup.cli"]
 
 
 class Serve:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "shim", "provider", "contract")
+SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "cloudbackup", "shim", "provider", "contract")
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import h2.config
 import h2.connection
 import h2.events
 
-from provider import server, tls
+from provider.runtime import server, tls
 
 COOKIE = {server.MAGIC_COOKIE_KEY: server.MAGIC_COOKIE_VALUE}
 
@@ -33,7 +33,7 @@ class Answer:
 
 
 class PluginProcess:
-    """`python -m provider.main` started as go-plugin starts a plugin, then connected to over TLS."""
+    """`python -m provider.runtime.main` started as go-plugin starts a plugin, then connected to over TLS."""
 
     def __init__(self, cache: Path, **env: str) -> None:
         environ = {
@@ -45,7 +45,7 @@ class PluginProcess:
             **env,
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "provider.main"],
+            [sys.executable, "-m", "provider.runtime.main"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={k: v for k, v in environ.items() if v},

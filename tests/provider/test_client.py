@@ -13,8 +13,8 @@ from flask import Flask
 from shimkit import ApiClient, create_cluster, create_project, enable_backup, settle
 from waitress.server import create_server
 
-from provider import tls
 from provider.client import Client
+from provider.runtime import tls
 
 
 class Recorder:

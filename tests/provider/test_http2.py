@@ -8,7 +8,7 @@ import h2.events
 import pytest
 from hpack import Encoder
 
-from provider import http2
+from provider.runtime import http2
 
 PATH = "/tfplugin6.Provider/ReadResource"
 

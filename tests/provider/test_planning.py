@@ -108,7 +108,7 @@ def test_an_unchanged_cluster_keeps_its_computed_values_from_the_state() -> None
 def test_a_backup_of_a_planned_m0_cluster_is_refused_on_its_cluster_name() -> None:
     run, diags = Run(), Diagnostics()
     plugin = Plugin()
-    plugin.run = run
+    plugin.session.run = run
     plugin.resources["cloudbackup_cluster"].plan(Diagnostics(), None, cluster_config(instance_size="M0"))
     check_backup(
         diags, None, run, project_id=Unknown, cluster_name="orders", method="CLOUD_PROVIDER_SNAPSHOTS"
@@ -122,7 +122,7 @@ def test_a_project_locked_by_a_cluster_outside_the_configuration_refuses_the_oth
     run, diags = Run(), Diagnostics()
     client = FakeClient({"legacy": {"providerBackupEnabled": False, "backupMethod": "CONTINUOUS"}})
     plugin = Plugin()
-    plugin.run = run
+    plugin.session.run = run
     plugin.resources["cloudbackup_cluster"].plan(Diagnostics(), None, cluster_config(project_id=PID))
     check_backup(diags, client, run, project_id=PID, cluster_name="orders", method="CLOUD_PROVIDER_SNAPSHOTS")
     assert errors(diags) == [("The project is locked to another backup method", ["method"])]

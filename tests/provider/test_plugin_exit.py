@@ -17,7 +17,7 @@ import h2.events
 import pytest
 from pluginkit import COOKIE, PluginProcess, grpc
 
-from provider import server
+from provider.runtime import server
 
 SHUTDOWN = "/plugin.GRPCController/Shutdown"
 CONFIGURE = "/tfplugin6.Provider/ConfigureProvider"
@@ -135,7 +135,7 @@ def test_a_plugin_whose_terraform_is_killed_before_connecting_leaves_quietly(tmp
         [
             sys.executable,
             "-c",
-            "import subprocess, sys; p = subprocess.Popen([sys.executable, '-m', 'provider.main'], "
+            "import subprocess, sys; p = subprocess.Popen([sys.executable, '-m', 'provider.runtime.main'], "
             "stderr=open(sys.argv[1], 'wb')); sys.stderr.write(f'{p.pid}\\n'); sys.stderr.flush(); p.wait()",
             str(errors),
         ],

@@ -6,8 +6,8 @@ import msgpack
 from tf.gen import tfplugin_pb2 as pb
 from tf.types import Unknown
 
+from provider.runtime.values import decode, refinements
 from provider.service import ProviderService
-from provider.values import decode, refinements
 
 # What Terraform 1.11 sends for `description = "before ${cloudbackup_cluster.c.id}"`:
 # not null, with the prefix "before ".

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from provider import docs, schema, schema_cache, tls
+from provider import docs, schema
+from provider.runtime import schema_cache, tls
 from provider.schema import PROVIDER_JSON
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shim import cli
+from cloudbackup import cli
 from shim.store import Store, default_url
 from shim.store.models import ApiKey
 

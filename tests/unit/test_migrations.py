@@ -10,7 +10,7 @@ import pytest
 from pgserver import PostgresServer
 from sqlalchemy import inspect, text
 
-from shim import cli
+from cloudbackup import cli
 from shim.app import create_app, shutdown
 from shim.config import Config
 from shim.store import Store, default_url, migrate

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shim import rules
-from shim.rules import ClusterShape, RegionSpec, SnapshotFacts
+from contract import rules
+from contract.rules import ClusterShape, RegionSpec, SnapshotFacts
 
 T0 = datetime(2024, 1, 1, 12, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -10,7 +10,7 @@ from shim.commands import default_data_dir
 from shim.store import Store, default_url, migrate
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db = commands.add_parser("db", help="the database schema (Alembic migrations)")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     helps = {

@@ -1,49 +1,23 @@
-"""The `cloudbackup` command: serve and provider install here, the other subcommands in shim/commands/."""
+"""`cloudbackup serve`: the shim on waitress, with its scheduler, until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from shim import dbcommands, logs
-from shim.commands import OK, CommandError, default_data_dir
+from shim.commands import OK, default_data_dir
 from shim.config import Config
 from shim.drivers import DRIVERS
 
-log = logging.getLogger("shim.cli")
-
-# Subcommands kept in modules of their own: each has `register(commands)`, which adds its parser and sets
-# `run` (a function of the parsed arguments that returns the exit code). A new command is one line here.
-COMMAND_MODULES = (
-    "shim.commands.keys",
-    "shim.commands.status",
-    "shim.commands.day_two",
-)
+log = logging.getLogger(__name__)
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("cloudbackup")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cloudbackup", description="Atlas-style cloud provider snapshots for Azure-backed replica sets."
-    )
-    parser.add_argument("--version", action="version", version=f"cloudbackup {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(commands: Any) -> None:
     serve_parser = commands.add_parser("serve", help="run the shim (the backup control plane)")
     serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve_parser.add_argument(
@@ -86,12 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between reconciliations of the snapshot records with storage while serving"
         " (default 900; 0: only at start)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--upgrade-db",
         action="store_true",
         help="upgrade a database whose schema is behind this version (default: refuse to start)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--lease-seconds",
         type=float,
         default=30.0,
@@ -113,36 +87,6 @@ def _parser() -> argparse.ArgumentParser:
         help="also serve GET /metrics without a key on this address (host default 127.0.0.1)",
     )
     serve_parser.set_defaults(run=serve)
-
-    dbcommands.add_parser(commands)
-
-    provider = commands.add_parser("provider", help="the Terraform provider")
-    provider_commands = provider.add_subparsers(dest="provider_command", required=True, metavar="COMMAND")
-    install = provider_commands.add_parser("install", help="install the plugin where terraform init finds it")
-    install.add_argument("--dir", type=Path, help="plugin directory (default ~/.terraform.d/plugins)")
-    install.set_defaults(run=provider_install)
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(commands)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    # The other commands print what they did; their INFO logs (a migration) would only be noise.
-    level = os.environ.get("CLOUDBACKUP_LOG_LEVEL", "INFO" if args.command == "serve" else "WARNING").upper()
-    logs.setup(getattr(args, "log_format", "text"), level)
-    if level != "DEBUG":
-        # azure-core logs every request and answer at INFO, and azure-identity warns of each credential it
-        # tried, over many lines; the driver reports what matters itself (a refused credential at start).
-        logging.getLogger("azure").setLevel(logging.WARNING)
-        logging.getLogger("azure.identity").setLevel(logging.ERROR)
-    try:
-        return int(args.run(args))
-    except CommandError as error:
-        # One line naming the fix: a traceback would bury it.
-        print(f"cloudbackup: {error}", file=sys.stderr, flush=True)
-        return error.code
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -245,15 +189,3 @@ def start_metrics_listener(app: Any, host: str, port: int) -> Any:
         return None
     print(f"metrics on {listener.url}", flush=True)
     return listener
-
-
-def provider_install(args: argparse.Namespace) -> int:
-    from provider.install import install  # type: ignore[import-not-found]
-
-    path = install(args.dir)
-    print(path, flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

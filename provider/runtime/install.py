@@ -9,10 +9,12 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from contract.files import write_atomic
+
 HOSTNAME = "registry.terraform.io"
 NAMESPACE = "cloudbackup"
 TYPE = "cloudbackup"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386"}
 
 
@@ -50,7 +52,7 @@ PLUGIN = """#!/bin/sh
 # docs/plugin-runtime.md ("Installing the plugin").
 run='import sys
 try:
-    from provider.main import main
+    from provider.runtime.main import main
 except ImportError:
     sys.stderr.write("terraform-provider-cloudbackup: this Python (%s) does not have cloudbackup; run "
         "`cloudbackup provider install` with the Python that has it, or set CLOUDBACKUP_PLUGIN_PYTHON\\n"
@@ -89,17 +91,14 @@ def launcher_script(python: str | None = None) -> str:
         f'"""Runs terraform-provider-cloudbackup; written by `cloudbackup provider install`."""\n'
         f"import sys\n"
         f"sys.path[:0] = {paths!r}\n"
-        f"from provider.main import main\n"
+        f"from provider.runtime.main import main\n"
         f"sys.exit(main())\n"
     )
 
 
 def _write(path: Path, content: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(content)
-    tmp.chmod(mode)
-    os.replace(tmp, path)
+    write_atomic(path, content.encode(), mode=mode)
 
 
 def install(plugin_dir: Path | None = None, python: str | None = None) -> Path:
@@ -112,9 +111,9 @@ def install(plugin_dir: Path | None = None, python: str | None = None) -> Path:
     _write(executable, PLUGIN, 0o755)
     _write(launcher_path(), launcher_script(python), 0o755)
     # Byte-compile what the plugin imports, so no start compiles (PYTHONDONTWRITEBYTECODE may be set).
-    for package in ("provider", "shim", "contract"):
+    for package in ("provider", "contract"):
         compileall.compile_dir(ROOT / package, quiet=1)
-    from provider import schema_cache, tls
+    from provider.runtime import schema_cache, tls
 
     tls.certificate()
     schema_cache.build()

@@ -88,9 +88,7 @@ def _create(directory: str, path: str) -> tuple[str, str]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     header = f"# {not_after.timestamp():.0f} {der_b64}\n".encode()
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(header + key_pem + cert.public_bytes(serialization.Encoding.PEM))
-    os.replace(tmp, path)
+    from contract.files import write_atomic
+
+    write_atomic(path, header + key_pem + cert.public_bytes(serialization.Encoding.PEM))
     return path, der_b64

@@ -13,7 +13,7 @@ class _Handlers:
     """The handler table, built by the first call that needs more than the schema (or Shutdown).
 
     Terraform's first start of a run only asks for the schema: a cold start answers it from the bytes
-    kept on disk (provider.schema_cache) and never imports the provider.
+    kept on disk (provider.runtime.schema_cache) and never imports the provider.
     """
 
     def __init__(self) -> None:
@@ -52,7 +52,7 @@ class _Handlers:
 
     def get(self, path: str, default=None):
         if path == GET_PROVIDER_SCHEMA:
-            from provider import schema_cache
+            from provider.runtime import schema_cache
 
             return lambda _: schema_cache.response()
         if path == SHUTDOWN:
@@ -66,7 +66,7 @@ def _handlers() -> _Handlers:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from provider import server
+    from provider.runtime import server
 
     if not server.launched_by_terraform():
         sys.stderr.write(server.NOT_A_PLUGIN)

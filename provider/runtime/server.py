@@ -1,4 +1,8 @@
-"""The plugin's server: go-plugin's handshake, then gRPC over TLS and HTTP/2 on a unix socket."""
+"""The plugin's server: go-plugin's handshake, then gRPC over TLS and HTTP/2 on a unix socket.
+
+Over 400 lines on purpose: the launcher imports only this module (and os, sys) on every start, so the
+handshake, the socket loop and the gRPC framing stay together rather than cost an import each.
+"""
 
 from __future__ import annotations
 
@@ -115,7 +119,7 @@ def serve(
     import contextlib
     import threading
 
-    from provider import tls
+    from provider.runtime import tls
 
     global listening
     out = out or sys.stdout
@@ -284,7 +288,7 @@ class _Connection:
     def __init__(self, sock, handlers: HandlerTable, stopped: threading.Event) -> None:
         import threading
 
-        from provider import http2
+        from provider.runtime import http2
 
         self.sock = sock
         self.handlers = handlers

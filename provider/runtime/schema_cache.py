@@ -13,7 +13,7 @@ import os
 import sys
 
 # Kept to os.path: a cold start imports this module before anything else it serves.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _GENERATOR = ("provider/schema.py", "provider/types.py", "contract/documents.py")
 _TF_FILES = ("tf/schema.py", "tf/types.py", "tf/gen/tfplugin_pb2.py")
 
@@ -56,7 +56,7 @@ def _digest() -> str:
 
 
 def path() -> str:
-    from provider import tls
+    from provider.runtime import tls
 
     return os.path.join(tls.cache_dir(), f"schema-{_digest()}.pb")
 
@@ -80,11 +80,9 @@ def build(target: str | None = None) -> bytes:
     data = schema.provider_schema_response()
     try:
         os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-        tmp = f"{target}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)
+        from contract.files import write_atomic
+
+        write_atomic(target, data)
     except OSError:
         pass
     return data

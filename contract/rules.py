@@ -1,4 +1,8 @@
-"""The backup rules R1-R11 as pure functions: values in, refusals or values out, no I/O."""
+"""The backup rules R1-R11 as pure functions: values in, refusals or values out, no I/O.
+
+Over 400 lines on purpose: the eleven rules are read, and changed, side by side; each is a small pure
+function, and splitting them would scatter what R1-R11 say about one cluster.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shim.regions import PROVIDER_REGIONS
+from contract.regions import PROVIDER_REGIONS
 
 CLOUD_PROVIDER_SNAPSHOTS = "CLOUD_PROVIDER_SNAPSHOTS"
 CONTINUOUS = "CONTINUOUS"
