@@ -417,6 +417,7 @@ def full_database(app: Flask, data_dir: Path) -> Callable[[], None]:
     return fill
 
 
+@pytest.mark.databases("sqlite")  # fills the database with SQLite's max_page_count
 def test_a_full_database_answers_507_insufficient_storage_and_changes_nothing(
     client: ApiClient, app: Flask, data_dir: Path, world: str, full_database: Callable[[], None]
 ) -> None:

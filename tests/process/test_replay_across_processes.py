@@ -1,18 +1,33 @@
-"""Two `cloudbackup serve` processes on one data directory: a header one accepted, the other refuses."""
+"""Two `cloudbackup serve` replicas on one PostgreSQL database: a header one accepted, the other refuses."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import requests
+from pgserver import PostgresServer
 from requests.auth import HTTPDigestAuth
-from test_serve import BASE, Shim, create_key
+from test_serve import BASE, Shim, cloudbackup
 
 
-def test_a_header_accepted_by_one_shim_process_is_refused_when_replayed_to_another(data_dir: Path) -> None:
-    key = create_key(data_dir)
-    first = Shim(data_dir, "--manual-clock")
-    second = Shim(data_dir, "--manual-clock")
+def test_a_header_accepted_by_one_shim_process_is_refused_when_replayed_to_another(
+    data_dir: Path, postgres: PostgresServer
+) -> None:
+    # Replicas share a database on PostgreSQL (SQLite is locked to one `serve`), and a data directory.
+    name = postgres.create_database()
+    database = postgres.url(name)
+    created_key = subprocess.run(
+        [*cloudbackup(), "keys", "create", "--database", database],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    key = (json.loads(created_key)["publicKey"], json.loads(created_key)["privateKey"])
+    first = Shim(data_dir, "--manual-clock", "--database", database)
+    second = Shim(data_dir, "--manual-clock", "--database", database)
     try:
         with requests.Session() as session:
             session.auth = HTTPDigestAuth(*key)
@@ -44,3 +59,4 @@ def test_a_header_accepted_by_one_shim_process_is_refused_when_replayed_to_anoth
         for shim in (first, second):
             code, log = shim.stop()
             assert code == 0, log
+        postgres.drop_database(name)

@@ -43,6 +43,16 @@ class Shim:
             env={**os.environ, **(env or {})},
         )
         self.url = self._wait_for_listening()
+        # serve logs a line per request and per lifecycle event: a pipe nobody reads fills up and stalls
+        # the process, so its stderr is read as it comes and kept for stop().
+        self._stderr: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._stderr.append(line)
 
     def _wait_for_listening(self, timeout: float = 30.0) -> str:
         assert self.process.stdout is not None
@@ -62,15 +72,17 @@ class Shim:
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> tuple[int, str]:
         self.process.send_signal(signum)
         try:
-            _, err = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
-        return self.process.returncode, err
+        self._reader.join(timeout=10)
+        return self.process.returncode, "".join(self._stderr)
 
     def kill(self) -> None:
         self.process.kill()
-        self.process.communicate(timeout=20)
+        self.process.wait(timeout=20)
+        self._reader.join(timeout=10)
 
 
 def create_key(data_dir: Path, *args: str) -> tuple[str, str]:

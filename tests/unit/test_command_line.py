@@ -34,12 +34,15 @@ def test_keys_create_takes_a_database_url(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_provider_install_puts_the_plugin_where_terraform_finds_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The launcher goes beside the user's configuration: a test keeps it out of the real home.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     assert cli.main(["provider", "install", "--dir", str(tmp_path)]) == 0
     installed = Path(capsys.readouterr().out.strip())
     assert installed.is_relative_to(tmp_path)
     assert any(p.name.startswith("terraform-provider-cloudbackup") for p in tmp_path.rglob("*"))
+    assert (tmp_path / "config" / "cloudbackup" / "plugin-launcher").is_file()
 
 
 def test_serve_knows_the_contracts_flags() -> None:
