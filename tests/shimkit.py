@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -28,6 +29,12 @@ def parse_challenge(header: str) -> dict[str, str]:
     """The parameters of one `Digest ...` WWW-Authenticate value."""
     assert header.startswith("Digest "), header
     return {k.lower(): v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|[^,\s]+)', header[7:])}
+
+
+def first_challenge(app: Flask) -> dict[str, str]:
+    """The Digest challenge the app answers an unsigned request with."""
+    response = app.test_client().get(BASE + "/groups")
+    return parse_challenge(response.headers.getlist("WWW-Authenticate")[0])
 
 
 def digest_authorization(

@@ -14,15 +14,11 @@ from shimkit import (
     create_project,
     digest_authorization,
     enable_backup,
+    first_challenge,
     parse_challenge,
 )
 
 Key = tuple[str, str]
-
-
-def challenge(app: Flask) -> dict[str, str]:
-    response = app.test_client().get("/api/atlas/v1.0/groups")
-    return parse_challenge(response.headers.getlist("WWW-Authenticate")[0])
 
 
 def test_a_request_without_credentials_gets_401_with_digest_challenges_and_the_error_shape(
@@ -56,14 +52,14 @@ def test_a_wrong_private_key_or_unknown_public_key_gets_401(app: Flask, org_key:
 
 
 def test_a_response_signed_for_another_uri_is_refused(app: Flask, org_key: Key) -> None:
-    header = digest_authorization("GET", "/api/atlas/v1.0/other", *org_key, challenge(app), 1)
+    header = digest_authorization("GET", "/api/atlas/v1.0/other", *org_key, first_challenge(app), 1)
     response = app.test_client().get("/api/atlas/v1.0/groups", headers={"Authorization": header})
     assert response.status_code == 401
 
 
 def test_an_expired_nonce_is_answered_with_stale_true_and_a_fresh_one_works(app: Flask, org_key: Key) -> None:
     auth = app.extensions["cloudbackup"].auth
-    old = dict(challenge(app), nonce=auth.make_nonce(issued=time.time() - 3600))
+    old = dict(first_challenge(app), nonce=auth.make_nonce(issued=time.time() - 3600))
     header = digest_authorization("GET", "/api/atlas/v1.0/groups", *org_key, old, 1)
     response = app.test_client().get("/api/atlas/v1.0/groups", headers={"Authorization": header})
     assert response.status_code == 401
@@ -76,7 +72,7 @@ def test_an_expired_nonce_is_answered_with_stale_true_and_a_fresh_one_works(app:
 
 
 def test_a_forged_nonce_is_refused_without_stale(app: Flask, org_key: Key) -> None:
-    forged = dict(challenge(app), nonce="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    forged = dict(first_challenge(app), nonce="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
     header = digest_authorization("GET", "/api/atlas/v1.0/groups", *org_key, forged, 1)
     response = app.test_client().get("/api/atlas/v1.0/groups", headers={"Authorization": header})
     assert response.status_code == 401

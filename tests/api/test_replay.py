@@ -20,6 +20,7 @@ from shimkit import (
     create_project,
     digest_authorization,
     enable_backup,
+    first_challenge,
     parse_challenge,
 )
 from sqlalchemy import select
@@ -30,11 +31,6 @@ from shim.config import Config
 from shim.store.models import DigestNonceUse
 
 Key = tuple[str, str]
-
-
-def challenge(app: Flask) -> dict[str, str]:
-    response = app.test_client().get(BASE + "/groups")
-    return parse_challenge(response.headers.getlist("WWW-Authenticate")[0])
 
 
 def send(app: Flask, method: str, uri: str, header: str, body: object = None) -> tuple[int, dict]:
@@ -68,7 +64,7 @@ def test_a_captured_header_replayed_with_another_body_is_refused_and_changes_not
     app: Flask, client: ApiClient, org_key: Key, backed_up: str
 ) -> None:
     uri = f"{BASE}/groups/{backed_up}/clusters/rs1"
-    header = digest_authorization("PATCH", uri, *org_key, challenge(app), 1)
+    header = digest_authorization("PATCH", uri, *org_key, first_challenge(app), 1)
     status, _ = send(app, "PATCH", uri, header, {"diskSizeGB": 2})
     assert status == 200
     before = snapshot_count(client, backed_up)
@@ -89,7 +85,7 @@ def test_a_replayed_post_of_a_snapshot_takes_no_second_snapshot(
 ) -> None:
     before = snapshot_count(client, backed_up)
     uri = f"{BASE}/groups/{backed_up}/clusters/rs1/backup/snapshots"
-    header = digest_authorization("POST", uri, *org_key, challenge(app), 1)
+    header = digest_authorization("POST", uri, *org_key, first_challenge(app), 1)
     assert send(app, "POST", uri, header, {"description": "once"})[0] in (200, 201, 202)
 
     status, error = send(app, "POST", uri, header, {"description": "once"})
@@ -102,7 +98,7 @@ def test_the_refusal_of_a_replay_offers_a_fresh_nonce_that_the_key_holder_can_an
     app: Flask, org_key: Key
 ) -> None:
     uri = f"{BASE}/groups"
-    header = digest_authorization("GET", uri, *org_key, challenge(app), 7)
+    header = digest_authorization("GET", uri, *org_key, first_challenge(app), 7)
     assert send(app, "GET", uri, header)[0] == 200
     response = app.test_client().get(uri, headers={"Authorization": header})
     assert response.status_code == 401
@@ -117,7 +113,7 @@ def test_auth_int_signs_the_body_so_a_tampered_body_is_refused(
 ) -> None:
     uri = f"{BASE}/groups/{backed_up}/clusters/rs1"
     signed = json.dumps({"diskSizeGB": 2}).encode()
-    nonce = challenge(app)
+    nonce = first_challenge(app)
     header = digest_authorization("PATCH", uri, *org_key, nonce, 1, qop="auth-int", body=signed)
 
     status, error = send(app, "PATCH", uri, header, {"providerBackupEnabled": False})
@@ -161,12 +157,12 @@ def test_two_shim_processes_on_one_database_do_not_accept_the_same_nonce_count(
     other = create_app(replace(config, reconcile=False))
     try:
         uri = f"{BASE}/groups"
-        header = digest_authorization("GET", uri, *org_key, challenge(app), 1)
+        header = digest_authorization("GET", uri, *org_key, first_challenge(app), 1)
         assert send(app, "GET", uri, header)[0] == 200
         status, error = send(other, "GET", uri, header)
         assert status == 401 and error["errorCode"] == "DIGEST_NONCE_REUSED"
         # A nonce the other process issued is good here, with its own counts.
-        header = digest_authorization("GET", uri, *org_key, challenge(other), 1)
+        header = digest_authorization("GET", uri, *org_key, first_challenge(other), 1)
         assert send(app, "GET", uri, header)[0] == 200
         assert send(other, "GET", uri, header)[0] == 401
     finally:

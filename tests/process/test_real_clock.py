@@ -37,17 +37,25 @@ def as_if_stopped_earlier(data_dir: Path, by: timedelta) -> None:
         store.close()
 
 
-def test_a_shim_on_the_real_clock_takes_one_catch_up_snapshot_of_an_overdue_cluster_on_its_own(
-    data_dir: Path, shims: list[Shim]
-) -> None:
+def backed_up_by_a_stopped_shim(
+    data_dir: Path, shims: list[Shim], name: str, ago: timedelta
+) -> tuple[tuple[str, str], str]:
+    """A project whose cluster `rs1` got backup from a shim that stopped `ago` (its times moved back)."""
     key = create_key(data_dir)
     first = Shim(data_dir, "--manual-clock")
     shims.append(first)
     api = Api(first, key)
-    project = api("POST", "/groups", {"name": "overdue"}, expect=201)["id"]
+    project = api("POST", "/groups", {"name": name}, expect=201)["id"]
     api("POST", f"/groups/{project}/clusters", cluster_body(providerBackupEnabled=True), expect=201)
     assert first.stop()[0] == 0
-    as_if_stopped_earlier(data_dir, DOWNTIME)
+    as_if_stopped_earlier(data_dir, ago)
+    return key, project
+
+
+def test_a_shim_on_the_real_clock_takes_one_catch_up_snapshot_of_an_overdue_cluster_on_its_own(
+    data_dir: Path, shims: list[Shim]
+) -> None:
+    key, project = backed_up_by_a_stopped_shim(data_dir, shims, "overdue", DOWNTIME)
 
     real = Shim(data_dir)  # no --manual-clock, no admin call from here on
     shims.append(real)
@@ -75,15 +83,8 @@ def test_a_shim_on_the_real_clock_takes_one_catch_up_snapshot_of_an_overdue_clus
 def test_a_shim_on_the_real_clock_takes_a_slot_that_falls_due_while_it_serves(
     data_dir: Path, shims: list[Shim]
 ) -> None:
-    key = create_key(data_dir)
-    first = Shim(data_dir, "--manual-clock")
-    shims.append(first)
-    api = Api(first, key)
-    project = api("POST", "/groups", {"name": "due-soon"}, expect=201)["id"]
-    api("POST", f"/groups/{project}/clusters", cluster_body(providerBackupEnabled=True), expect=201)
-    assert first.stop()[0] == 0
     # Enabled almost a day ago: the next slot falls due a few seconds from now.
-    as_if_stopped_earlier(data_dir, DAY - timedelta(seconds=8))
+    key, project = backed_up_by_a_stopped_shim(data_dir, shims, "due-soon", DAY - timedelta(seconds=8))
 
     real = Shim(data_dir)
     shims.append(real)
