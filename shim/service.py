@@ -1659,12 +1659,13 @@ class Service:
 
         A `queued` row's snapshot is kept: while serving it may be starting this very moment, and at start
         _restart_queued starts it again, which finishes with the copy storage holds (drivers never copy
-        one snapshot id twice).
+        one snapshot id twice). So is an unfinished copy for a queued or inProgress row: another replica
+        may be writing it now, and one a crash cut short is taken again over it.
         """
         if not stored:
             return
         live = ("queued", "inProgress", "completed")
-        ids = [s.snapshot_id for s in stored if s.snapshot_id]
+        ids = [s.snapshot_id or s.unfinished_id for s in stored if s.snapshot_id or s.unfinished_id]
         with self.store.read() as session:
             rows = {s.id: s for s in queries.snapshots_by_ids(session, ids)}
             handles = set(
@@ -1675,6 +1676,9 @@ class Service:
             if row is not None and row.status in live:
                 continue
             if item.snapshot_id is None and item.handle in handles:
+                continue
+            taking = rows.get(item.unfinished_id or "")
+            if item.snapshot_id is None and taking is not None and taking.status in leases.UNFINISHED:
                 continue
             why = "no record" if row is None else f"its record is {row.status}"
             events.emit(
@@ -1750,7 +1754,6 @@ class Service:
                 cluster = clusters.get(s.cluster_id)
                 if cluster is None or not s.volume_handle:
                     continue
-                log.info("reconcile: restarting queued snapshot %s", s.id)
                 events.emit(
                     self, events.RECONCILE_FINDING, finding="queued snapshot restarted", snapshot=s.id
                 )
@@ -1765,6 +1768,8 @@ class Service:
                         s.volume_handle,
                     )
                 )
+            # One line per batch: each snapshot has its own reconcile.finding event already.
+            log.info("reconcile: restarting %d queued snapshot(s)", len(jobs))
             orphans = [s.id for s in queued if s.cluster_id not in clusters or not s.volume_handle]
             if orphans:
                 with self.store.write() as session:

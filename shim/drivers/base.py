@@ -41,6 +41,9 @@ class StoredSnapshot:
     handle: str
     snapshot_id: str | None  # from the tags/metadata that trace it to its record; None if untagged
     region: str
+    # A copy not finished (cut short by a crash, or under way in another replica): the snapshot id it is
+    # being taken for. Its row decides whether it is still wanted.
+    unfinished_id: str | None = None
 
 
 class DriverError(Exception):

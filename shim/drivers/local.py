@@ -295,6 +295,7 @@ class LocalDriver:
                         handle=f"{SNAPSHOTS}/{region_dir.name}/{stem}{SNAPSHOT_SUFFIX}",
                         snapshot_id=None if metadata is None else str(metadata["snapshotId"]),
                         region=region_dir.name,
+                        unfinished_id=stem if metadata is None else None,
                     )
                 )
         return found

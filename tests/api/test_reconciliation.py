@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -166,3 +167,27 @@ def test_a_snapshot_whose_token_was_not_recorded_is_left_alone_and_finished_with
     assert client.get(SNAPSHOTS.format(project_id) + f"/{first}").get_json()["status"] == "completed"
     assert stored_ids(storage) == {first}
     assert storage.fingerprint(handle) == copy != storage.fingerprint(volume)
+
+
+@pytest.mark.drivers("local")
+def test_a_copy_another_replica_has_under_way_is_left_alone_by_the_sweep_and_finished_at_start(
+    client: ApiClient, app: Flask, data_dir: Path, restart: Restart
+) -> None:
+    project_id, first, _ = backed_up(client, app)
+    service = service_of(app)
+    # What another replica's copy looks like halfway: a queued row, and a partial data file with no sidecar.
+    with service.store.write() as session:
+        session.execute(
+            update(Snapshot)
+            .where(Snapshot.id == first)
+            .values(status="queued", op_token=None, handle=None, finished_at=None)
+        )
+    region = data_dir / "snapshots" / "eastus2"
+    (region / f"{first}.snap").rename(region / f"{first}.snap.partial")
+    (region / f"{first}.json").unlink()
+    service.reconcile_storage()
+    assert (region / f"{first}.snap.partial").exists(), "the sweep deleted a copy under way"
+    _, client = restart()
+    settle(client)
+    assert client.get(SNAPSHOTS.format(project_id) + f"/{first}").get_json()["status"] == "completed"
+    assert sorted(path.name for path in region.iterdir()) == [f"{first}.json", f"{first}.snap"]

@@ -57,11 +57,6 @@ def start(data_dir: Path, database: str) -> Shim:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known defect after merging the clock-advance lease with replica sharing: the restarted replica"
-    " does not come up within 30 s while another replica advances the clock (open in issue 11)",
-    strict=False,
-)
 def test_three_replicas_take_every_slot_once_while_one_is_killed_mid_batch_and_restarted(
     data_dir: Path, database: str, replicas: list[Shim]
 ) -> None:

@@ -42,12 +42,13 @@ class Shim:
             text=True,
             env={**os.environ, **(env or {})},
         )
-        self.url = self._wait_for_listening()
-        # serve logs a line per request and per lifecycle event: a pipe nobody reads fills up and stalls
-        # the process, so its stderr is read as it comes and kept for stop().
+        # serve logs a line per request and per lifecycle event, a reconciliation at start included: a
+        # pipe nobody reads fills up and stalls the process before it listens, so its stderr is read as it
+        # comes, from the start, and kept for stop().
         self._stderr: list[str] = []
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
+        self.url = self._wait_for_listening()
 
     def _drain(self) -> None:
         assert self.process.stderr is not None
@@ -66,7 +67,8 @@ class Shim:
                     assert int(match.group(2)) > 0
                     return match.group(1)
             if self.process.poll() is not None:
-                raise AssertionError(f"serve exited early: {self.process.stderr.read()}")  # type: ignore[union-attr]
+                self._reader.join(timeout=10)
+                raise AssertionError(f"serve exited early: {''.join(self._stderr)}")
         raise AssertionError("serve did not print `listening on` in time")
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> tuple[int, str]:
