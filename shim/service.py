@@ -355,6 +355,7 @@ class Service:
                         backup_method=rules.CLOUD_PROVIDER_SNAPSHOTS if enable else None,
                         created_at=self.now(),
                         deletion_protection=bool(body.get("deletionProtection", False)),
+                        owner=self.replica_id,
                     )
                     session.add(cluster)
                     session.flush()
@@ -618,6 +619,7 @@ class Service:
             cluster = self._cluster(session, project_id, name, for_change=True)
             protection.check_terminate(cluster)
             cluster.state = "DELETING"
+            cluster.owner = self.replica_id
             self._stop_schedule(cluster)
         self._finish_termination(cluster.id)
 
@@ -1555,20 +1557,10 @@ class Service:
     def reconcile(self) -> None:
         """Finish what a crash interrupted, make storage and the rows agree, and catch up (R7)."""
         with self.work_lock:
-            with self.store.read() as session:
-                creating = [c.id for c in queries.clusters_in_state(session, "CREATING")]
-                deleting = [c.id for c in queries.clusters_in_state(session, "DELETING")]
-            for cluster_id in creating:
-                log.info("reconcile: finishing the creation of cluster %s", cluster_id)
-                self._create_missing_volumes(cluster_id)
-                job = self._finish_creation(cluster_id)
-                if job is not None:
-                    self._run_snapshots([job])
-            for cluster_id in deleting:
-                log.info("reconcile: finishing the termination of cluster %s", cluster_id)
-                self._finish_termination(cluster_id)
-            self._purge_unbacked()
+            # What no live replica owns is ours from here (a crash of this machine's last run included).
             self._adopt()
+            self._finish_cluster_operations()
+            self._purge_unbacked()
             with self.store.read() as session:
                 running = queries.snapshots_in_status(session, "inProgress", owner=self.replica_id)
             self._poll_snapshots(running)
@@ -1600,19 +1592,38 @@ class Service:
             log.info("reconcile: applying retention to %d cluster(s)", len(over))
             self._apply_retention(over)
 
-    def _adopt(self) -> tuple[list[str], list[str]]:
-        """Own the unfinished operations of replicas whose lease expired (and of none): (snapshots, jobs)."""
+    def _adopt(self) -> leases.Adopted:
+        """Own the unfinished operations of replicas whose lease expired (and of none)."""
         self._next_adoption = time.monotonic() + self.lease_seconds / 2
         with self.store.write() as session:
             return leases.adopt_orphans(session, self.replica_id or "")
 
+    def _finish_cluster_operations(self) -> None:
+        """Finish the creations and terminations this replica owns and no longer runs (a crash cut them
+        short, or they were adopted from a dead replica). Those of live replicas are theirs to finish."""
+        with self.store.read() as session:
+            mine = select(Cluster.id).where(Cluster.owner == self.replica_id).order_by(Cluster.created_at)
+            creating = list(session.execute(mine.where(Cluster.state == "CREATING")).scalars())
+            deleting = list(session.execute(mine.where(Cluster.state == "DELETING")).scalars())
+        for cluster_id in creating:
+            log.info("reconcile: finishing the creation of cluster %s", cluster_id)
+            self._create_missing_volumes(cluster_id)
+            job = self._finish_creation(cluster_id)
+            if job is not None:
+                self._run_snapshots([job])
+        for cluster_id in deleting:
+            log.info("reconcile: finishing the termination of cluster %s", cluster_id)
+            self._finish_termination(cluster_id)
+
     def _adopt_and_resume(self) -> None:
-        """While serving: a dead replica's queued snapshots are started again, its restores resumed; its
-        inProgress operations are polled by this replica's ticks from now on."""
-        snapshots, jobs = self._adopt()
-        if snapshots:
+        """While serving: a dead replica's cluster operations are finished, its queued snapshots started
+        again, its restores resumed; its inProgress operations are polled by this replica's ticks."""
+        adopted = self._adopt()
+        if adopted.clusters:
+            self._finish_cluster_operations()
+        if adopted.snapshots:
             self._restart_queued()
-        for job_id in jobs:
+        for job_id in adopted.restore_jobs:
             with self.store.read() as session:
                 job = session.get(RestoreJob, job_id)
             if job is not None and job.status == "queued":

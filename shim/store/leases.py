@@ -7,13 +7,15 @@ import os
 import socket
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from shim.store.engine import Store
-from shim.store.models import Replica, RestoreJob, Snapshot
+from shim.store.models import Cluster, Replica, RestoreJob, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 # one's snapshots are finished within a minute.
 LEASE_SECONDS = 30.0
 UNFINISHED = ("queued", "inProgress")
+# A cluster in these states has an operation under way that its owner replica finishes.
+CLUSTER_UNFINISHED = ("CREATING", "DELETING")
 
 
 def wall_clock() -> datetime:
@@ -79,31 +83,42 @@ def unregister(store: Store, replica_id: str) -> None:
         session.execute(delete(Replica).where(Replica.id == replica_id))
 
 
-def adopt_orphans(session: Session, replica_id: str) -> tuple[list[str], list[str]]:
-    """Take over the unfinished snapshots and restore jobs of no live replica: (snapshot ids, job ids).
+@dataclass(frozen=True)
+class Adopted:
+    """The unfinished work a replica took over: snapshot, restore job and cluster ids."""
+
+    snapshots: list[str]
+    restore_jobs: list[str]
+    clusters: list[str]
+
+
+def adopt_orphans(session: Session, replica_id: str) -> Adopted:
+    """Take over the unfinished snapshots, restore jobs and cluster creations or terminations of no live
+    replica.
 
     One UPDATE per table, so that two live replicas never adopt the same row: the second finds it owned.
     """
     live = select(Replica.id).where(Replica.lease_until > wall_clock())
-    adopted: list[list[str]] = []
-    for model in (Snapshot, RestoreJob):
+
+    def take(model: type[Snapshot] | type[RestoreJob] | type[Cluster], unfinished: Any) -> list[str]:
         orphaned = or_(model.owner.is_(None), model.owner.not_in(live))
-        ids = list(
-            session.execute(
-                update(model)
-                .where(model.status.in_(UNFINISHED), orphaned)
-                .values(owner=replica_id)
-                .returning(model.id)
-            ).scalars()
-        )
-        adopted.append(ids)
-    if adopted[0] or adopted[1]:
+        statement = update(model).where(unfinished, orphaned).values(owner=replica_id).returning(model.id)
+        return list(session.execute(statement).scalars())
+
+    adopted = Adopted(
+        take(Snapshot, Snapshot.status.in_(UNFINISHED)),
+        take(RestoreJob, RestoreJob.status.in_(UNFINISHED)),
+        take(Cluster, Cluster.state.in_(CLUSTER_UNFINISHED)),
+    )
+    if adopted.snapshots or adopted.restore_jobs or adopted.clusters:
         log.info(
-            "adopted %d snapshot(s) and %d restore job(s) whose replica is gone",
-            len(adopted[0]),
-            len(adopted[1]),
+            "adopted %d snapshot(s), %d restore job(s) and %d cluster creation(s) or termination(s) whose"
+            " replica is gone",
+            len(adopted.snapshots),
+            len(adopted.restore_jobs),
+            len(adopted.clusters),
         )
-    return adopted[0], adopted[1]
+    return adopted
 
 
 class LeaseKeeper:

@@ -69,6 +69,9 @@ class Cluster(Base):
     # `backup_deletion_protection`: both would delete every snapshot at once (R9).
     deletion_protection: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     backup_deletion_protection: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The replica that began the cluster's creation or termination (Replica.id); while it is CREATING or
+    # DELETING another replica leaves it alone until that replica's lease ends, then finishes it.
+    owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Volume(Base):

@@ -149,3 +149,36 @@ def test_a_replica_starting_leaves_a_live_replicas_operations_alone_then_adopts_
     assert (row().status, row().owner) == ("completed", second.replica_id)
     listing = other.get(f"/groups/{project_id}/clusters/c0/backup/snapshots").get_json()
     assert [s["status"] for s in listing["results"]] == ["completed"]
+
+
+@pytest.mark.parametrize("state", ["CREATING", "DELETING"])
+def test_a_replica_starting_leaves_a_cluster_a_live_replica_creates_or_terminates_alone_then_finishes_it(
+    app: Flask, client: ApiClient, replica: Callable[..., tuple[Flask, ApiClient]], state: str
+) -> None:
+    project_id = backed_up(client, 1)
+    first = service_of(app)
+    # The first replica is halfway through creating (or terminating) the cluster: volumes, snapshots.
+    stopped = {"backup_method": None, "reference_time": None, "next_due_at": None}
+    with first.store.write() as session:
+        session.execute(update(Cluster).values(state=state, **(stopped if state == "DELETING" else {})))
+    other_app, other = replica()
+    second = service_of(other_app)
+    path = f"/groups/{project_id}/clusters/c0"
+    # Starting (its reconciliation) and ticking, the second replica does not take the operation over.
+    second.tick()
+    assert other.get(path).get_json()["stateName"] == state
+    # The first replica dies: its lease runs out, and the second adopts and finishes its work.
+    with second.store.write() as session:
+        session.execute(
+            update(Replica)
+            .where(Replica.id == first.replica_id)
+            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    second._next_adoption = 0.0  # the next tick is the one that looks, rather than the one 15 s later
+    second.tick()
+    if state == "CREATING":
+        assert other.get(path).get_json()["stateName"] == "IDLE"
+    else:
+        assert other.get(path).status_code == 404
+        with second.store.read() as session:
+            assert session.execute(select(Snapshot)).scalars().all() == []
