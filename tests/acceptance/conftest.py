@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 from python_terraform import IsFlagged, Terraform
+from serveprocess import Serve
 from tfkit import (
     PROVIDER_BLOCK,
     Release,
@@ -28,30 +28,7 @@ from provider.runtime import install
 @pytest.fixture(scope="session")
 def shim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shim]:
     data_dir = tmp_path_factory.mktemp("shim-data")
-    command = [
-        console_script("cloudbackup"),
-        "serve",
-        "--port",
-        "0",
-        "--manual-clock",
-        "--data-dir",
-        str(data_dir),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = None
-    assert process.stdout is not None
-    for line in process.stdout:
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            url = match.group(1)
-            break
-    if url is None:
-        process.kill()
-        pytest.fail("cloudbackup serve stopped before it printed its listening line")
-    # Keep reading the shim's output so that its pipe never fills up.
-    import threading
-
-    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+    serve = Serve(data_dir, "--manual-clock", command=[console_script("cloudbackup")])
     keys = subprocess.run(
         [console_script("cloudbackup"), "keys", "create", "--data-dir", str(data_dir)],
         check=True,
@@ -59,12 +36,8 @@ def shim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shim]:
         text=True,
     )
     pair = json.loads(keys.stdout)
-    yield Shim(url, pair["publicKey"], pair["privateKey"], data_dir)
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    yield Shim(serve.url, pair["publicKey"], pair["privateKey"], data_dir)
+    serve.stop(timeout=10)
 
 
 # Every Terraform test runs under the oldest release we support and under the machine's current one.

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from requests.auth import HTTPDigestAuth
+from serveprocess import Serve, cloudbackup
 from shimkit import cluster_body
 
 BASE = "/api/atlas/v1.0"
@@ -37,11 +36,6 @@ CHROMIUM_FLAGS = [
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Chromium (apt-get install -y chromium; scripts/test.sh installs it)"
 )
-
-
-def cloudbackup() -> list[str]:
-    script = Path(sys.executable).parent / "cloudbackup"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cloudbackup.cli"]
 
 
 def chromium(url: str, *action: str) -> str:
@@ -105,22 +99,9 @@ class Page(HTMLParser):
 
 @pytest.fixture
 def shim(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    process = subprocess.Popen(
-        [*cloudbackup(), "serve", "--port", "0", "--manual-clock", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = None
-    for line in process.stdout:
-        if line.startswith("listening on "):
-            url = line.split()[-1]
-            break
-    assert url, "serve did not start"
-    yield url, process
-    process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=30)
+    serve = Serve(data_dir, "--manual-clock")
+    yield serve.url, serve.process
+    serve.stop(timeout=30)
 
 
 def create_key(data_dir: Path, *args: str) -> tuple[str, str]:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,49 +11,25 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from requests.auth import HTTPDigestAuth
+from serveprocess import Serve as ServeProcess
+from serveprocess import cloudbackup
 from shimkit import cluster_body
 
 BASE = "/api/atlas/v1.0"
 DAY = 86400
 
 
-def cloudbackup() -> list[str]:
-    script = Path(sys.executable).parent / "cloudbackup"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cloudbackup.cli"]
-
-
-class Serve:
-    """A `cloudbackup serve` process; `urls` holds the `listening on` and `metrics on` URLs it printed."""
+class Serve(ServeProcess):
+    """A `cloudbackup serve --manual-clock` logging at INFO; `urls` holds the URLs it printed."""
 
     def __init__(self, data_dir: Path, *extra: str) -> None:
-        self.process = subprocess.Popen(
-            [*cloudbackup(), "serve", "--port", "0", "--data-dir", str(data_dir), "--manual-clock", *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "CLOUDBACKUP_LOG_LEVEL": "INFO"},
-        )
-        self.urls: dict[str, str] = {}
-        assert self.process.stdout is not None
-        # Blocking reads: `metrics on` and `listening on` may arrive in one chunk, which select would hide.
-        while "listening" not in self.urls:
-            line = self.process.stdout.readline()
-            assert line, f"serve exited early: {self.process.communicate(timeout=20)[1]}"
-            match = re.fullmatch(r"(listening|metrics) on (\S+)\n", line)
-            if match:
-                self.urls[match.group(1)] = match.group(2)
+        super().__init__(data_dir, "--manual-clock", *extra, env={"CLOUDBACKUP_LOG_LEVEL": "INFO"})
 
-    def stop(self) -> list[str]:
-        """SIGTERM, then every line the process wrote on stderr."""
-        self.process.send_signal(signal.SIGTERM)
-        _, err = self.process.communicate(timeout=30)
-        assert self.process.returncode == 0, err
+    def stop_cleanly(self) -> list[str]:
+        """SIGTERM, an exit code 0, then every line the process wrote on stderr."""
+        code, err = self.stop(timeout=30)
+        assert code == 0, err
         return err.splitlines()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate(timeout=20)
 
 
 def create_key(data_dir: Path) -> tuple[str, str]:
@@ -120,7 +92,7 @@ def test_json_logs_record_every_request_and_lifecycle_change_and_never_a_secret(
         if sample.name == "cloudbackup_snapshots_finished_total"
     }
     assert finished == {("completed",): 6}
-    lines = shim.stop()
+    lines = shim.stop_cleanly()
 
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
@@ -164,7 +136,7 @@ def test_text_logs_are_one_plain_line_per_request_and_event(data_dir: Path, serv
     call(
         session, url, "PUT", f"/groups/{project}/clusters/rs1/backup", {"method": "CLOUD_PROVIDER_SNAPSHOTS"}
     )
-    lines = shim.stop()
+    lines = shim.stop_cleanly()
     assert not any(line.startswith("{") for line in lines)
     assert any(
         f"shim.access: POST {BASE}/groups 201 " in line and f"key={public_key}" in line for line in lines

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
-import select
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,71 +16,14 @@ from typing import Any
 import pytest
 import requests
 from requests.auth import HTTPDigestAuth
+from serveprocess import Serve, cloudbackup
 from shimkit import all_stored_ids, cluster_body
 
 BASE = "/api/atlas/v1.0"
 
 
-def cloudbackup() -> list[str]:
-    script = Path(sys.executable).parent / "cloudbackup"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cloudbackup.cli"]
-
-
-class Shim:
-    """One `cloudbackup serve --port 0` process on a data directory."""
-
-    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.data_dir = data_dir
-        self.process = subprocess.Popen(
-            [*cloudbackup(), "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        # serve logs a line per request and per lifecycle event, a reconciliation at start included: a
-        # pipe nobody reads fills up and stalls the process before it listens, so its stderr is read as it
-        # comes, from the start, and kept for stop().
-        self._stderr: list[str] = []
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-        self.url = self._wait_for_listening()
-
-    def _drain(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self._stderr.append(line)
-
-    def _wait_for_listening(self, timeout: float = 30.0) -> str:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
-            if ready:
-                line = self.process.stdout.readline()
-                match = re.fullmatch(r"listening on (http://127\.0\.0\.1:(\d+))\n", line)
-                if match:
-                    assert int(match.group(2)) > 0
-                    return match.group(1)
-            if self.process.poll() is not None:
-                self._reader.join(timeout=10)
-                raise AssertionError(f"serve exited early: {''.join(self._stderr)}")
-        raise AssertionError("serve did not print `listening on` in time")
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> tuple[int, str]:
-        self.process.send_signal(signum)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        self._reader.join(timeout=10)
-        return self.process.returncode, "".join(self._stderr)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=20)
-        self._reader.join(timeout=10)
+# One serve process for every test here (and the other process tests, which import it from this module).
+Shim = Serve
 
 
 def create_key(data_dir: Path, *args: str) -> tuple[str, str]:

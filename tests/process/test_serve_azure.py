@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from serveprocess import Serve as Shim
 from shimkit import cluster_body
 from shimstorage import AzureShimStorage, stored_ids, volume_handles
 from test_serve import Api, cloudbackup
@@ -38,58 +38,6 @@ def azure() -> Iterator[AzureShimStorage]:
     storage = AzureShimStorage()
     yield storage
     storage.close()
-
-
-class Shim:
-    """One `cloudbackup serve --port 0` process; threads read its output, so nothing blocks on a pipe."""
-
-    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [*cloudbackup(), "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **env},
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._listening = threading.Event()
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.process.stdout, self.out), daemon=True),
-            threading.Thread(target=self._read, args=(self.process.stderr, self.err), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-        ended_or_listening = self._listening.wait(30)
-        listening = [line for line in self.out if line.startswith("listening on")]
-        if not ended_or_listening or not listening:
-            self.kill()
-            raise AssertionError(f"serve printed no `listening on` line: {self.out} {''.join(self.err)}")
-        match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", listening[0])
-        assert match, listening
-        self.url = match.group(1)
-
-    def _read(self, stream: Any, lines: list[str]) -> None:
-        for line in stream:
-            lines.append(line)
-            if line.startswith("listening on"):
-                self._listening.set()
-        self._listening.set()  # the process ended
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> tuple[int, str]:
-        self.process.send_signal(signum)
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-        for reader in self._readers:
-            reader.join(10)
-        return code, "".join(self.err)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(20)
 
 
 @pytest.fixture
