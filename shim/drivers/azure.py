@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 GIB = 1 << 30
 
 TAG_MANAGED = "cloudbackup-managed"
-# The same names the control plane passes in `tags` (shim/service.py), so no fact is tagged twice.
+# The same names the control plane passes in `tags` (shim/service/engine.py), so no fact is tagged twice.
 TAG_PROJECT = "cloudbackup-project-id"
 TAG_CLUSTER = "cloudbackup-cluster-id"
 TAG_CLUSTER_NAME = "cloudbackup-cluster-name"

@@ -118,10 +118,6 @@ def backup_methods_of_others(session: Session, project_id: str, *, excluding: st
     return {name: method for name, method in session.execute(statement) if method is not None}
 
 
-def clusters_in_state(session: Session, state: str) -> list[Cluster]:
-    return list(session.execute(select(Cluster).where(Cluster.state == state)).scalars())
-
-
 def volumes(session: Session, cluster_id: str) -> list[Volume]:
     return list(
         session.execute(
