@@ -60,10 +60,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"cloudbackup: {error}", file=sys.stderr)
                 return 2
         else:
-            state = migrate.state(store)
+            try:
+                state = migrate.state(store)
+            except migrate.SchemaError as error:
+                print(f"cloudbackup: {error}", file=sys.stderr)
+                return 2
     finally:
         store.close()
-    print(
-        f"{state.revision or 'empty'} ({state.status}; this cloudbackup's head is {state.head})", flush=True
-    )
+    print(f"{state.describe()} ({state.status}; this cloudbackup's head is {state.head})", flush=True)
     return 0 if state.status == "current" else 1

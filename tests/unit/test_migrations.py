@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from pgserver import PostgresServer
-from sqlalchemy import inspect, text
+from process.test_serve import BASE, Shim  # a real `cloudbackup serve` process
+from sqlalchemy import Connection, MetaData, inspect, make_url, select, text
 
 from cloudbackup import cli
 from shim.app import create_app, shutdown
@@ -137,3 +144,124 @@ def test_readyz_answers_503_until_the_database_is_at_this_versions_schema(
         assert client.get("/healthz").status_code == 200
     finally:
         shutdown(app)
+
+
+# --- databases made by cloudbackup 0.1.0 (a schema_version table, no Alembic) ------------------------
+
+LEGACY_DUMPS = Path(__file__).parents[1] / "data"
+# The organization key whose row the 0.1.0 dumps hold (its HA1s only): the client side of that row.
+LEGACY_KEY = ("jjgcvpai", "7c462fea-c8e7-4970-900b-5580ac082174")
+LEGACY_PROJECT = "6b0e3988fd5473ad1b720622"
+
+
+def load_0_1_0_database(url: str) -> None:
+    """Fill an empty database with the one cloudbackup 0.1.0 made, from its frozen dump."""
+    kind = "sqlite" if url.startswith("sqlite") else "postgresql"
+    dump = (LEGACY_DUMPS / f"cloudbackup-0.1.0.{kind}.sql").read_text()
+    if kind == "sqlite":
+        # Plain sqlite3, as the dump was written: its rows come table by table, before the foreign keys hold.
+        with closing(sqlite3.connect(str(make_url(url).database))) as conn:
+            conn.executescript(dump)
+        return
+    store = Store(url, pool_size=1)
+    raw = store.engine.raw_connection()
+    try:
+        # psycopg runs a script of many statements when it is given no parameters.
+        raw.driver_connection.execute(dump)  # type: ignore[union-attr]
+        raw.commit()
+    finally:
+        raw.close()
+        store.close()
+
+
+def every_row(conn: Connection, tables: MetaData) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of each table, in their 0.1.0 columns, in a stable order."""
+    return {
+        name: sorted(tuple(row) for row in conn.execute(select(*table.columns)))
+        for name, table in tables.tables.items()
+    }
+
+
+def test_a_0_1_0_database_is_behind_and_serve_refuses_it_with_one_line_naming_db_upgrade(
+    empty_url: str, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    load_0_1_0_database(empty_url)
+    assert cli.main(["db", "current", "--database", empty_url]) == 1
+    assert capsys.readouterr().out.strip() == (
+        f"made by cloudbackup 0.1.0 (behind; this cloudbackup's head is {migrate.head()})"
+    )
+    assert cli.main(["serve", "--port", "0", "--data-dir", str(data_dir), "--database", empty_url]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1, error
+    assert "made by cloudbackup 0.1.0" in error and "`cloudbackup db upgrade`" in error
+    # Refusing changed nothing: the database is still 0.1.0's.
+    store = Store(empty_url, pool_size=1)
+    with store.connect() as conn:
+        assert "alembic_version" not in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == 1
+    store.close()
+
+
+def test_db_upgrade_adopts_a_0_1_0_database_keeping_every_row_with_the_schema_of_a_fresh_one(
+    empty_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    load_0_1_0_database(empty_url)
+    store = Store(empty_url, pool_size=1)
+    legacy = MetaData()
+    with store.connect() as conn:
+        legacy.reflect(conn)
+        legacy.remove(legacy.tables["schema_version"])
+        rows = every_row(conn, legacy)
+    assert rows["snapshots"] and rows["restore_jobs"] and rows["api_keys"] and rows["volumes"]
+
+    assert cli.main(["db", "upgrade", "--database", empty_url]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{migrate.head()} (current")
+    with store.connect() as conn:
+        assert every_row(conn, legacy) == rows
+        assert "schema_version" not in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT count(*) FROM clusters WHERE deletion_protection")).scalar() == 0
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        assert compare_metadata(context, Base.metadata) == []
+        # The volume ids go on from 0.1.0's: a new volume row does not collide with the adopted ones.
+        conn.execute(
+            text("INSERT INTO volumes (cluster_id, region, member) SELECT id, 'westus2', 0 FROM clusters")
+        )
+    store.close()
+
+
+def test_a_0_1_0_database_stamped_with_an_unknown_schema_version_is_refused_saying_why(
+    empty_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    load_0_1_0_database(empty_url)
+    store = Store(empty_url, pool_size=1)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE schema_version SET version = 2"))
+    store.close()
+    with pytest.raises(migrate.SchemaError, match=r"schema_version table says 2"):
+        migrate.state(Store(empty_url, pool_size=1))
+    assert cli.main(["db", "upgrade", "--database", empty_url]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "cloudbackup 0.1.0 wrote 1" in error
+
+
+def test_serve_upgrade_db_adopts_a_0_1_0_database_and_its_api_key_still_authenticates(
+    empty_url: str, data_dir: Path
+) -> None:
+    load_0_1_0_database(empty_url)
+    shim = Shim(data_dir, "--database", empty_url, "--upgrade-db")
+    try:
+        session = requests.Session()
+        session.auth = requests.auth.HTTPDigestAuth(*LEGACY_KEY)
+        response = session.get(f"{shim.url}{BASE}/groups/{LEGACY_PROJECT}/clusters", timeout=60)
+        assert response.status_code == 200, response.text
+        assert sorted(c["name"] for c in response.json()["results"]) == ["dst", "rs1"]
+        wrong = requests.get(
+            f"{shim.url}{BASE}/groups",
+            auth=requests.auth.HTTPDigestAuth(LEGACY_KEY[0], "not-the-key"),
+            timeout=60,
+        )
+        assert wrong.status_code == 401
+    finally:
+        shim.stop()
