@@ -16,7 +16,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     helps = {
         "upgrade": "bring the database to this version's schema (safe with replicas starting at once)",
         "current": "print the database's schema revision and whether it is current",
-        "sql": "print the SQL that upgrades a database, for a DBA to run (nothing is connected)",
+        "sql": (
+            "print the SQL that upgrades a database, for a DBA to run (nothing is connected); a database"
+            " made by cloudbackup 0.1.0 is adopted by `db upgrade` alone"
+        ),
     }
     for name, text in helps.items():
         sub = db_commands.add_parser(name, help=text)

@@ -123,12 +123,14 @@ def upgrade(store: Store) -> SchemaState:
         if found.status != "current":
             config = alembic_config()
             config.attributes["connection"] = conn
+            since = found.revision
             if found.made_by is not None:
                 # Its tables become revision 0001's; from there it upgrades as any database does.
                 log.info("adopting a database made by %s at revision %s", found.made_by, legacy.REVISION)
                 legacy.adopt(conn)
                 command.stamp(config, legacy.REVISION)
-            log.info("upgrading the database schema from %s to %s", found.describe(), found.head)
+                since = legacy.REVISION
+            log.info("upgrading the database schema from %s to %s", since or "nothing", found.head)
             command.upgrade(config, "head")
         return schema_state(conn)
 

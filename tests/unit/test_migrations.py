@@ -101,9 +101,9 @@ def test_db_sql_prints_the_upgrade_for_a_dba_without_connecting(capsys: pytest.C
     assert f"INSERT INTO alembic_version (version_num) VALUES ('{migrate.head()}')" in sql
 
 
-@pytest.mark.parametrize("replicas", [6])
-def test_replicas_starting_at_once_migrate_an_empty_database_once(empty_url: str, replicas: int) -> None:
-    stores = [Store(empty_url, pool_size=1) for _ in range(replicas)]
+def migrate_at_once(url: str, replicas: int) -> list[object]:
+    """Each replica's schema status (or error) after all of them migrated `url` at the same instant."""
+    stores = [Store(url, pool_size=1) for _ in range(replicas)]
     barrier = threading.Barrier(replicas)
     results: list[object] = []
 
@@ -119,11 +119,23 @@ def test_replicas_starting_at_once_migrate_an_empty_database_once(empty_url: str
         thread.start()
     for thread in threads:
         thread.join()
-    assert results == ["current"] * replicas
-    with stores[0].connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
     for store in stores:
         store.close()
+    return results
+
+
+def alembic_version_rows(url: str) -> int:
+    store = Store(url, pool_size=1)
+    with store.connect() as conn:
+        found = conn.execute(text("SELECT count(*) FROM alembic_version")).scalar()
+    store.close()
+    return int(found or 0)
+
+
+@pytest.mark.parametrize("replicas", [6])
+def test_replicas_starting_at_once_migrate_an_empty_database_once(empty_url: str, replicas: int) -> None:
+    assert migrate_at_once(empty_url, replicas) == ["current"] * replicas
+    assert alembic_version_rows(empty_url) == 1
 
 
 def test_readyz_answers_503_until_the_database_is_at_this_versions_schema(
@@ -265,3 +277,10 @@ def test_serve_upgrade_db_adopts_a_0_1_0_database_and_its_api_key_still_authenti
         assert wrong.status_code == 401
     finally:
         shim.stop()
+
+
+@pytest.mark.parametrize("replicas", [6])
+def test_replicas_starting_at_once_adopt_a_0_1_0_database_once(empty_url: str, replicas: int) -> None:
+    load_0_1_0_database(empty_url)
+    assert migrate_at_once(empty_url, replicas) == ["current"] * replicas
+    assert alembic_version_rows(empty_url) == 1
