@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -14,7 +15,7 @@ import requests
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from pgserver import PostgresServer
-from process.test_serve import BASE, Shim  # a real `cloudbackup serve` process
+from process.test_serve import BASE, Shim, cloudbackup  # real `cloudbackup serve` processes
 from sqlalchemy import Connection, MetaData, inspect, make_url, select, text
 
 from cloudbackup import cli
@@ -194,6 +195,50 @@ def every_row(conn: Connection, tables: MetaData) -> dict[str, list[tuple[Any, .
     }
 
 
+def schema_of(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Every table as the database describes it: columns in order, keys, indexes, server defaults."""
+    found = inspect(conn)
+    return {
+        table: {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], c.get("default")) for c in found.get_columns(table)
+            ],
+            "primary key": found.get_pk_constraint(table)["constrained_columns"],
+            "foreign keys": sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
+                for f in found.get_foreign_keys(table)
+            ),
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"])) for u in found.get_unique_constraints(table)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in found.get_indexes(table)
+            ),
+        }
+        for table in found.get_table_names()
+    }
+
+
+def fresh_head_schema(url: str, data_dir: Path, request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    """The schema of a database of `url`'s kind that this version created from nothing."""
+    if url.startswith("sqlite"):
+        fresh_url = default_url(data_dir / "fresh")
+        (data_dir / "fresh").mkdir()
+        store = Store(fresh_url, pool_size=1)
+        store.migrate()
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        name = server.create_database(migrated=False)
+        request.addfinalizer(lambda: server.drop_database(name))
+        store = Store(server.url(name), pool_size=1)
+        store.migrate()
+    try:
+        with store.connect() as conn:
+            return schema_of(conn)
+    finally:
+        store.close()
+
+
 def test_a_0_1_0_database_is_behind_and_serve_refuses_it_with_one_line_naming_db_upgrade(
     empty_url: str, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -202,8 +247,14 @@ def test_a_0_1_0_database_is_behind_and_serve_refuses_it_with_one_line_naming_db
     assert capsys.readouterr().out.strip() == (
         f"made by cloudbackup 0.1.0 (behind; this cloudbackup's head is {migrate.head()})"
     )
-    assert cli.main(["serve", "--port", "0", "--data-dir", str(data_dir), "--database", empty_url]) == 2
-    error = capsys.readouterr().err.strip()
+    refused = subprocess.run(
+        [*cloudbackup(), "serve", "--port", "0", "--data-dir", str(data_dir), "--database", empty_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and refused.stdout == ""
+    error = refused.stderr.strip()
     assert len(error.splitlines()) == 1, error
     assert "made by cloudbackup 0.1.0" in error and "`cloudbackup db upgrade`" in error
     # Refusing changed nothing: the database is still 0.1.0's.
@@ -215,7 +266,7 @@ def test_a_0_1_0_database_is_behind_and_serve_refuses_it_with_one_line_naming_db
 
 
 def test_db_upgrade_adopts_a_0_1_0_database_keeping_every_row_with_the_schema_of_a_fresh_one(
-    empty_url: str, capsys: pytest.CaptureFixture[str]
+    empty_url: str, data_dir: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
     load_0_1_0_database(empty_url)
     store = Store(empty_url, pool_size=1)
@@ -236,6 +287,7 @@ def test_db_upgrade_adopts_a_0_1_0_database_keeping_every_row_with_the_schema_of
             conn, opts={"compare_type": True, "compare_server_default": True}
         )
         assert compare_metadata(context, Base.metadata) == []
+        assert schema_of(conn) == fresh_head_schema(empty_url, data_dir, request)
         # The volume ids go on from 0.1.0's: a new volume row does not collide with the adopted ones.
         conn.execute(
             text("INSERT INTO volumes (cluster_id, region, member) SELECT id, 'westus2', 0 FROM clusters")
