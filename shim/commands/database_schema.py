@@ -16,7 +16,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     helps = {
         "upgrade": "bring the database to this version's schema (safe with replicas starting at once)",
         "current": "print the database's schema revision and whether it is current",
-        "sql": "print the SQL that upgrades a database, for a DBA to run (nothing is connected)",
+        "sql": (
+            "print the SQL that upgrades a database, for a DBA to run (nothing is connected); a database"
+            " made by cloudbackup 0.1.0 is adopted by `db upgrade` alone"
+        ),
     }
     for name, text in helps.items():
         sub = db_commands.add_parser(name, help=text)
@@ -60,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"cloudbackup: {error}", file=sys.stderr)
                 return 2
         else:
-            state = migrate.state(store)
+            try:
+                state = migrate.state(store)
+            except migrate.SchemaError as error:
+                print(f"cloudbackup: {error}", file=sys.stderr)
+                return 2
     finally:
         store.close()
-    print(
-        f"{state.revision or 'empty'} ({state.status}; this cloudbackup's head is {state.head})", flush=True
-    )
+    print(f"{state.describe()} ({state.status}; this cloudbackup's head is {state.head})", flush=True)
     return 0 if state.status == "current" else 1

@@ -14,6 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
+from shim.store import legacy
+
 if TYPE_CHECKING:
     from shim.store.engine import Store
 
@@ -55,9 +57,22 @@ class SchemaState:
     revision: str | None
     head: str
     status: str
+    # The release that made a database before Alembic kept its revision (cloudbackup 0.1.0), or None.
+    made_by: str | None = None
+
+    def describe(self) -> str:
+        """What the database is at: a revision, `empty`, or the release that made it."""
+        if self.made_by is not None:
+            return f"made by {self.made_by}"
+        return self.revision or "empty"
 
     def problem(self) -> str | None:
         """One line saying why `serve` cannot use this database as it is, or None."""
+        if self.made_by is not None:
+            return (
+                f"the database was made by {self.made_by}, before this cloudbackup's schema revisions"
+                f" (head {self.head}): back it up, then run `cloudbackup db upgrade` (or serve --upgrade-db)"
+            )
         if self.status == "behind":
             return (
                 f"the database schema is at revision {self.revision}, older than this cloudbackup's"
@@ -77,6 +92,12 @@ def schema_state(conn: Connection) -> SchemaState:
         revision = MigrationContext.configure(conn).get_current_revision()
     wanted = head()
     if revision is None:
+        try:
+            made_by_0_1_0 = legacy.legacy_version(conn) is not None
+        except legacy.LegacyVersionError as error:
+            raise SchemaError(str(error)) from None
+        if made_by_0_1_0:
+            return SchemaState(None, wanted, "behind", made_by=legacy.RELEASE)
         return SchemaState(None, wanted, "empty")
     if revision == wanted:
         return SchemaState(revision, wanted, "current")
@@ -102,7 +123,14 @@ def upgrade(store: Store) -> SchemaState:
         if found.status != "current":
             config = alembic_config()
             config.attributes["connection"] = conn
-            log.info("upgrading the database schema from %s to %s", found.revision or "nothing", found.head)
+            since = found.revision
+            if found.made_by is not None:
+                # Its tables become revision 0001's; from there it upgrades as any database does.
+                log.info("adopting a database made by %s at revision %s", found.made_by, legacy.REVISION)
+                legacy.adopt(conn)
+                command.stamp(config, legacy.REVISION)
+                since = legacy.REVISION
+            log.info("upgrading the database schema from %s to %s", since or "nothing", found.head)
             command.upgrade(config, "head")
         return schema_state(conn)
 
