@@ -58,15 +58,16 @@ class Cluster(Resource):
             specs = {r["name"]: rules.RegionSpec(r["priority"], r["electable_nodes"]) for r in regions}
             preferred = rules.preferred_region(specs)
         enabled = bool(data.get("providerBackupEnabled") or data.get("backupMethod"))
-        return self.from_body(
+        state = self.from_body(
             data,
-            id=f"{project_id}/{data['name']}",
             project_id=project_id,
             region=regions,
             preferred_region=preferred,
             backup_enabled=enabled,
             backup_method=data.get("backupMethod") if enabled else None,
         )
+        state["id"] = f"{project_id}/{state['name']}"
+        return state
 
     # validation and planning
 

@@ -38,13 +38,12 @@ class RestoreJob(Resource):
         return {**super().body(values), "deliveryType": "automated"}
 
     def _state(self, project_id: str, cluster_name: str, data: dict[str, Any]) -> State:
-        return self.from_body(
-            data,
-            project_id=project_id,
-            cluster_name=cluster_name,
-            target_project_id=data.get("targetGroupId") or project_id,
-            duration_seconds=duration(data),
+        state = self.from_body(
+            data, project_id=project_id, cluster_name=cluster_name, duration_seconds=duration(data)
         )
+        # A restore into its own project may be answered without a target project.
+        state["target_project_id"] = state["target_project_id"] or project_id
+        return state
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
         if config.get("target_project_id") is None:

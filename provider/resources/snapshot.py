@@ -37,14 +37,12 @@ class Snapshot(Resource):
         return f"{base}/{seg(snapshot_id)}" if snapshot_id else base
 
     def _state(self, project_id: str, cluster_name: str, data: dict[str, Any], description: Any) -> State:
-        return self.from_body(
-            data,
-            project_id=project_id,
-            cluster_name=cluster_name,
-            # The API may answer "" for no description: keep what the configuration said.
-            description=data.get("description") or description,
-            retention_in_days=retention_days(data),
+        state = self.from_body(
+            data, project_id=project_id, cluster_name=cluster_name, retention_in_days=retention_days(data)
         )
+        # The API may answer "" for no description: keep what the configuration said.
+        state["description"] = state["description"] or description
+        return state
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
         if prior is None or self.replaced(prior, planned):
