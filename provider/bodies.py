@@ -70,7 +70,8 @@ class Bodies:
                 _put(body, field.request or "", value)
         return body
 
-    def changes(self, prior_body: Mapping[str, Any], planned_body: Mapping[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def changes(prior_body: Mapping[str, Any], planned_body: Mapping[str, Any]) -> dict[str, Any]:
         """The top-level fields of `planned_body` that differ from `prior_body` (null for one cleared)."""
         changed = {key: value for key, value in planned_body.items() if prior_body.get(key) != value}
         changed.update({key: None for key in prior_body if key not in planned_body})
