@@ -8,16 +8,14 @@ from typing import Any
 from tf.utils import Diagnostics
 
 from contract import rules
+from contract.fields import field_map
 from provider.client import ApiError, Client
 from provider.destroy_run import terraform_destroys
 from provider.diagnostics import add_refusal
 from provider.planning import Run, known
 
-RESTORE_FIELDS = {
-    "/snapshotId": ["snapshot_id"],
-    "/targetClusterName": ["target_cluster_name"],
-    "/targetGroupId": ["target_project_id"],
-}
+# Where a restore's refusals land: the attribute each API field is, read from the schema.
+RESTORE_FIELDS = field_map("restore_job")
 
 
 @dataclass(frozen=True)

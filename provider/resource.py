@@ -1,4 +1,5 @@
-"""What every resource shares: plans built from the schema (defaults, kept computed values), timeouts."""
+"""What every resource shares: plans built from the schema (defaults, kept computed values), API bodies
+translated by the schema's field map (provider/bodies.py), timeouts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any, ClassVar
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
+from contract.fields import field_map
+from provider import bodies
 from provider import schema as schema_module
 from provider.client import Client
 from provider.destroy_run import terraform_destroys
@@ -51,12 +54,14 @@ class Resource:
     type_name: ClassVar[str]
     # What create waits for and what destroy does, for the docs.
     lifecycle: ClassVar[str] = ""
-    # API JSON pointers (error parameters, rule fields) → the attribute they concern.
-    fields: ClassVar[Mapping[str, Path]] = {}
+    # API JSON pointers (error parameters, rule fields) → the attribute they concern; by default the
+    # schema's field map (contract/fields.py).
+    fields: Mapping[str, Path] = {}
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.schema: TypeSchema = schema_module.load().resources[self.type_name]
+        self.fields = self.fields or field_map(self.schema.document)
 
     @property
     def client(self) -> Client:
@@ -137,11 +142,43 @@ class Resource:
     def import_(self, diags: Diagnostics, import_id: str) -> State | None:
         raise NotImplementedError
 
+    # API bodies: what the field map gives, and what a resource adds of its own (overriding these)
+
+    def body(self, values: State) -> dict[str, Any]:
+        """The request body for these values."""
+        return bodies.to_body(self.type_name, values)
+
+    def changed_body(self, prior: State, planned: State) -> dict[str, Any]:
+        """The body of an in-place update: the top-level fields whose value the plan changes."""
+        return bodies.bodies(self.type_name).changes(self.body(prior), self.body(planned))
+
+    def changes_in_place(self, prior: State, planned: State) -> bool:
+        """Whether the plan changes (or may change: unknown) a field that an in-place update sends."""
+        return bodies.bodies(self.type_name).differs(prior, planned)
+
+    def in_place_attributes(self) -> list[str]:
+        """The attributes an in-place update sends: settable, in the body, not forcing a replacement."""
+        return bodies.bodies(self.type_name).in_place()
+
+    def from_body(self, data: dict[str, Any], **given: Any) -> State:
+        """The state the API answered with; `given` values (path parameters, the resource's own) win."""
+        return self.state(**bodies.from_body(self.type_name, data, **given))
+
     # helpers
 
     def state(self, **values: Any) -> State:
         """A full state: every attribute and block, None where not given."""
         return {name: values.get(name) for name in self.schema.names}
+
+    def replaced(self, prior: State, planned: State) -> bool:
+        """Whether the plan changes an attribute that forces a replacement."""
+        return any(prior.get(a.name) != planned.get(a.name) for a in self.schema.attributes if a.force_new)
+
+    def unknown_computed(self, planned: State) -> None:
+        """Every attribute the API alone sets becomes unknown: what a new object will have."""
+        for attribute in self.schema.attributes:
+            if attribute.computed and not attribute.settable:
+                planned[attribute.name] = Unknown
 
     def deadline(self, planned: State, action: str = "create") -> float:
         """When the wait for `action` gives up: the timeouts block, else 60 minutes."""

@@ -52,6 +52,9 @@ def _quick_check(attribute: Attribute) -> Callable[[Any], bool] | None:
     """
     fragment = attribute.fragment
     declared = fragment.get("type")
+    if isinstance(declared, list) and len([t for t in declared if t != "null"]) == 1:
+        # A nullable type (a field a PATCH may clear): a configuration's null never comes here.
+        declared = next(t for t in declared if t != "null")
     kind = _QUICK_TYPES.get(declared) if isinstance(declared, str) else None
     if kind is None or not set(fragment) <= _QUICK_KEYWORDS:
         return None

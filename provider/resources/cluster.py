@@ -10,7 +10,7 @@ from tf.utils import Diagnostics
 from contract import rules
 from provider import deletion
 from provider.client import ApiError, seg
-from provider.planning import CLUSTER_FIELDS, PlannedCluster, check_cluster_change, check_regions, known
+from provider.planning import PlannedCluster, check_cluster_change, check_regions, known
 from provider.resource import DEFAULT_TIMEOUT_SECONDS, Resource, State, split_import_id
 from provider.validation import block_elements
 from provider.waiting import wait_for
@@ -20,7 +20,6 @@ READY = "IDLE"
 # cloudbackup_cluster_backup resource is what enables backup, so a refresh keeps these as they were:
 # reading them live would report the configuration's own work as a change made outside Terraform.
 WRITTEN_ONLY = ("backup_enabled", "backup_method")
-ARGUMENTS = ("provider_name", "instance_size", "cluster_type", "disk_size_gb")
 
 
 def regions_body(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -40,11 +39,13 @@ class Cluster(Resource):
         " sharded type or to another provider (disable backup first), and its volumes can grow but not "
         "shrink. Destroying it terminates the cluster and deletes all its snapshots from storage."
     )
-    fields = CLUSTER_FIELDS
 
     def _path(self, project_id: str, name: str | None = None) -> str:
         base = f"/groups/{seg(project_id)}/clusters"
         return f"{base}/{seg(name)}" if name is not None else base
+
+    def body(self, values: State) -> dict[str, Any]:
+        return {**super().body(values), "replicationSpecs": regions_body(values.get("region") or [])}
 
     def _state(self, project_id: str, data: dict[str, Any]) -> State:
         specs = data.get("replicationSpecs") or [{}]
@@ -52,27 +53,21 @@ class Cluster(Resource):
             {"name": name, "priority": cfg.get("priority"), "electable_nodes": cfg.get("electableNodes")}
             for name, cfg in sorted((specs[0].get("regionsConfig") or {}).items())
         ]
-        settings = data.get("providerSettings") or {}
         preferred = data.get("preferredRegion")
         if preferred is None and regions:
             specs = {r["name"]: rules.RegionSpec(r["priority"], r["electable_nodes"]) for r in regions}
             preferred = rules.preferred_region(specs)
         enabled = bool(data.get("providerBackupEnabled") or data.get("backupMethod"))
-        return self.state(
-            id=f"{project_id}/{data['name']}",
+        state = self.from_body(
+            data,
             project_id=project_id,
-            name=data["name"],
-            provider_name=settings.get("providerName"),
-            instance_size=settings.get("instanceSizeName"),
-            cluster_type=data.get("clusterType"),
-            disk_size_gb=data.get("diskSizeGB"),
             region=regions,
-            state=data.get("stateName"),
             preferred_region=preferred,
             backup_enabled=enabled,
             backup_method=data.get("backupMethod") if enabled else None,
-            deletion_protection=bool(data.get("deletionProtection", False)),
         )
+        state["id"] = f"{project_id}/{state['name']}"
+        return state
 
     # validation and planning
 
@@ -139,12 +134,9 @@ class Cluster(Resource):
         ):
             deletion.preview(diags, self.client, prior["project_id"], prior["name"], action)
 
-    @staticmethod
-    def _changes(prior: State, planned: State) -> bool:
-        if any(planned.get(n) != prior.get(n) for n in ARGUMENTS):
-            return True
-        # A state written before deletion_protection existed holds null for it: the same as false.
-        if bool(planned.get("deletion_protection")) != bool(prior.get("deletion_protection")):
+    def _changes(self, prior: State, planned: State) -> bool:
+        # A state written before an attribute existed holds null for it: the same as its default.
+        if self.changes_in_place(prior, planned):
             return True
         regions = planned.get("region")
         if not known(regions) or not all(known(r) and known(*r.values()) for r in regions):
@@ -177,18 +169,7 @@ class Cluster(Resource):
 
     def create(self, diags: Diagnostics, planned: State) -> State | None:
         project_id = planned["project_id"]
-        body = {
-            "name": planned["name"],
-            "providerSettings": {
-                "providerName": planned["provider_name"],
-                "instanceSizeName": planned["instance_size"],
-            },
-            "clusterType": planned["cluster_type"],
-            "replicationSpecs": regions_body(planned["region"]),
-            "diskSizeGB": int(planned["disk_size_gb"]),
-            "deletionProtection": bool(planned.get("deletion_protection")),
-        }
-        data = self.client.post(self._path(project_id), body)
+        data = self.client.post(self._path(project_id), self.body(planned))
         if data.get("stateName") not in (READY, None):
             data = self._wait_ready(project_id, planned["name"])
         return self._state(project_id, data)
@@ -215,23 +196,7 @@ class Cluster(Resource):
 
     def update(self, diags: Diagnostics, prior: State, planned: State) -> State | None:
         project_id, name = planned["project_id"], planned["name"]
-        body: dict[str, Any] = {}
-        if (prior["provider_name"], prior["instance_size"]) != (
-            planned["provider_name"],
-            planned["instance_size"],
-        ):
-            body["providerSettings"] = {
-                "providerName": planned["provider_name"],
-                "instanceSizeName": planned["instance_size"],
-            }
-        if prior["cluster_type"] != planned["cluster_type"]:
-            body["clusterType"] = planned["cluster_type"]
-        if regions_body(prior["region"] or []) != regions_body(planned["region"]):
-            body["replicationSpecs"] = regions_body(planned["region"])
-        if prior["disk_size_gb"] != planned["disk_size_gb"]:
-            body["diskSizeGB"] = int(planned["disk_size_gb"])
-        if bool(prior.get("deletion_protection")) != bool(planned.get("deletion_protection")):
-            body["deletionProtection"] = bool(planned.get("deletion_protection"))
+        body = self.changed_body(prior, planned)
         if body:
             data = self.client.patch(self._path(project_id, name), body)
             if data.get("stateName") not in (READY, None):

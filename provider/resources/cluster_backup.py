@@ -39,45 +39,22 @@ class ClusterBackup(Resource):
     def _state(
         self, project_id: str, cluster_name: str, data: dict[str, Any], snapshots: list[dict[str, Any]]
     ) -> State:
-        return self.state(
+        return self.from_body(
+            data,
             id=f"{project_id}/{cluster_name}",
             project_id=project_id,
             cluster_name=cluster_name,
-            method=data.get("method"),
-            storage_region=data.get("storageRegion"),
-            reference_time=data.get("referenceTime"),
-            next_snapshot_at=data.get("nextSnapshotAt"),
-            interval_hours=data.get("intervalHours"),
-            retention_count=data.get("retentionCount"),
             snapshot_ids=scheduled_ids(snapshots),
-            deletion_protection=bool(data.get("deletionProtection", False)),
-            last_snapshot_at=data.get("lastSnapshotAt"),
-            last_snapshot_status=data.get("lastSnapshotStatus"),
-            snapshot_age_seconds=data.get("snapshotAgeSeconds"),
         )
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
         project_id, cluster_name = planned.get("project_id"), planned.get("cluster_name")
-        replacing = prior is not None and any(
-            prior.get(name) != planned.get(name) for name in ("project_id", "cluster_name", "method")
-        )
-        if prior is not None and not replacing:
+        if prior is not None and not self.replaced(prior, planned):
             return
         if prior is not None:
             self._before_deleting(diags, prior, "Replacing this cloudbackup_cluster_backup")
+        self.unknown_computed(planned)
         planned["id"] = f"{project_id}/{cluster_name}" if known(project_id, cluster_name) else Unknown
-        for name in (
-            "storage_region",
-            "reference_time",
-            "next_snapshot_at",
-            "interval_hours",
-            "retention_count",
-            "snapshot_ids",
-            "last_snapshot_at",
-            "last_snapshot_status",
-            "snapshot_age_seconds",
-        ):
-            planned[name] = Unknown
         client = self.session.client
         check_backup(
             diags,
@@ -110,10 +87,7 @@ class ClusterBackup(Resource):
     def create(self, diags: Diagnostics, planned: State) -> State | None:
         project_id, cluster_name = planned["project_id"], planned["cluster_name"]
         deadline = self.deadline(planned)
-        data = self.client.put(
-            self._path(project_id, cluster_name),
-            {"method": planned["method"], "deletionProtection": bool(planned.get("deletion_protection"))},
-        )
+        data = self.client.put(self._path(project_id, cluster_name), self.body(planned))
         snapshots: list[dict[str, Any]] = []
         if data.get("executed", True) and data.get("snapshotIds") is not None:
             # The first snapshot is taken at once: wait until it is stored (or failed), however long it takes.
@@ -147,14 +121,13 @@ class ClusterBackup(Resource):
         return self._state(project_id, cluster_name, data, snapshots)
 
     def update(self, diags: Diagnostics, prior: State, planned: State) -> State | None:
-        # Only deletion_protection (and timeouts) change in place; the rest forces a replacement.
-        if bool(prior.get("deletion_protection")) == bool(planned.get("deletion_protection")):
+        # Only deletion_protection (and timeouts) change in place; the rest forces a replacement. A PUT
+        # is the whole backup: it sends every field, changed or not.
+        if not self.changes_in_place(prior, planned):
             return planned
-        data = self.client.put(
-            self._path(planned["project_id"], planned["cluster_name"]),
-            {"method": planned["method"], "deletionProtection": bool(planned["deletion_protection"])},
-        )
-        return {**planned, "deletion_protection": bool(data.get("deletionProtection"))}
+        data = self.client.put(self._path(planned["project_id"], planned["cluster_name"]), self.body(planned))
+        answered = self.from_body(data)
+        return {**planned, **{name: answered[name] for name in self.in_place_attributes()}}
 
     def delete(self, diags: Diagnostics, current: State) -> None:
         deletion.preview_at_apply(

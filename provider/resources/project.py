@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from provider.client import ApiError, seg
@@ -15,16 +14,14 @@ class Project(Resource):
         "Creating it creates the project; destroying it deletes the project, which must have no clusters "
         "left."
     )
-    fields = {"/name": ["name"]}
 
     def _state(self, data: dict) -> State:
-        return self.state(id=data["id"], name=data["name"], backup_method=data.get("backupMethod"))
+        return self.from_body(data)
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
         if prior is None or planned.get("name") != prior.get("name"):
             self.session.run.record_new_project(planned.get("name"))
-            planned["id"] = Unknown
-            planned["backup_method"] = Unknown
+            self.unknown_computed(planned)
             identity = self.session.identity
             if identity is not None and identity.project_id is not None:
                 diags.add_error(
@@ -37,7 +34,7 @@ class Project(Resource):
                 )
 
     def create(self, diags: Diagnostics, planned: State) -> State | None:
-        return self._state(self.client.post("/groups", {"name": planned["name"]}))
+        return self._state(self.client.post("/groups", self.body(planned)))
 
     def read(self, diags: Diagnostics, current: State) -> State | None:
         client = self.client

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from contract.times import parse_time
 from provider.client import ApiError, seg
-from provider.plan_targets import RESTORE_FIELDS, check_restore
+from provider.plan_targets import check_restore
 from provider.resource import Resource, State, split_import_id
 from provider.waiting import until_finished
 
@@ -30,33 +29,27 @@ class RestoreJob(Resource):
         "restore cannot be undone: destroying the resource only removes it from the Terraform state, and "
         "the target cluster keeps the restored data."
     )
-    fields = RESTORE_FIELDS
 
     def _path(self, project_id: str, cluster_name: str, job_id: str | None = None) -> str:
         base = f"/groups/{seg(project_id)}/clusters/{seg(cluster_name)}/backup/restoreJobs"
         return f"{base}/{seg(job_id)}" if job_id else base
 
+    def body(self, values: State) -> dict[str, Any]:
+        return {**super().body(values), "deliveryType": "automated"}
+
     def _state(self, project_id: str, cluster_name: str, data: dict[str, Any]) -> State:
-        return self.state(
-            id=data["id"],
-            project_id=project_id,
-            cluster_name=cluster_name,
-            snapshot_id=data.get("snapshotId"),
-            target_cluster_name=data.get("targetClusterName"),
-            target_project_id=data.get("targetGroupId") or project_id,
-            status=data.get("status"),
-            created_at=data.get("createdAt"),
-            finished_at=data.get("finishedAt"),
-            duration_seconds=duration(data),
+        state = self.from_body(
+            data, project_id=project_id, cluster_name=cluster_name, duration_seconds=duration(data)
         )
+        # A restore into its own project may be answered without a target project.
+        state["target_project_id"] = state["target_project_id"] or project_id
+        return state
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
         if config.get("target_project_id") is None:
             planned["target_project_id"] = planned.get("project_id")
-        names = ("project_id", "cluster_name", "snapshot_id", "target_cluster_name", "target_project_id")
-        if prior is None or any(prior.get(n) != planned.get(n) for n in names):
-            for name in ("id", "status", "created_at", "finished_at", "duration_seconds"):
-                planned[name] = Unknown
+        if prior is None or self.replaced(prior, planned):
+            self.unknown_computed(planned)
             identity = self.session.identity
             check_restore(
                 diags,
@@ -69,13 +62,7 @@ class RestoreJob(Resource):
     def create(self, diags: Diagnostics, planned: State) -> State | None:
         project_id, cluster_name = planned["project_id"], planned["cluster_name"]
         deadline = self.deadline(planned)
-        body = {
-            "snapshotId": planned["snapshot_id"],
-            "deliveryType": "automated",
-            "targetClusterName": planned["target_cluster_name"],
-            "targetGroupId": planned["target_project_id"],
-        }
-        data = self.client.post(self._path(project_id, cluster_name), body)
+        data = self.client.post(self._path(project_id, cluster_name), self.body(planned))
         data = until_finished(
             self.client, self._path(project_id, cluster_name, data["id"]), data, deadline=deadline
         )

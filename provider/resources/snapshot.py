@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from contract.times import parse_time
@@ -32,43 +31,22 @@ class Snapshot(Resource):
         "until backup is disabled or the cluster terminated; destroying it deletes it from storage. A "
         "snapshot deleted outside Terraform is planned for creation again."
     )
-    fields = {"/description": ["description"], "/retentionInDays": ["retention_in_days"]}
 
     def _path(self, project_id: str, cluster_name: str, snapshot_id: str | None = None) -> str:
         base = f"/groups/{seg(project_id)}/clusters/{seg(cluster_name)}/backup/snapshots"
         return f"{base}/{seg(snapshot_id)}" if snapshot_id else base
 
     def _state(self, project_id: str, cluster_name: str, data: dict[str, Any], description: Any) -> State:
-        return self.state(
-            id=data["id"],
-            project_id=project_id,
-            cluster_name=cluster_name,
-            # The API may answer "" for no description: keep what the configuration said.
-            description=data.get("description") or description,
-            status=data.get("status"),
-            created_at=data.get("createdAt"),
-            region=data.get("regionName"),
-            storage_size_bytes=data.get("storageSizeBytes"),
-            snapshot_type=data.get("snapshotType"),
-            expires_at=data.get("expiresAt"),
-            retention_in_days=retention_days(data),
+        state = self.from_body(
+            data, project_id=project_id, cluster_name=cluster_name, retention_in_days=retention_days(data)
         )
+        # The API may answer "" for no description: keep what the configuration said.
+        state["description"] = state["description"] or description
+        return state
 
     def modify_plan(self, diags: Diagnostics, prior: State | None, planned: State, config: State) -> None:
-        if prior is None or any(
-            prior.get(n) != planned.get(n)
-            for n in ("project_id", "cluster_name", "description", "retention_in_days")
-        ):
-            for name in (
-                "id",
-                "status",
-                "created_at",
-                "region",
-                "storage_size_bytes",
-                "snapshot_type",
-                "expires_at",
-            ):
-                planned[name] = Unknown
+        if prior is None or self.replaced(prior, planned):
+            self.unknown_computed(planned)
             check_source(
                 diags,
                 self.session.client,
@@ -81,12 +59,7 @@ class Snapshot(Resource):
     def create(self, diags: Diagnostics, planned: State) -> State | None:
         project_id, cluster_name = planned["project_id"], planned["cluster_name"]
         deadline = self.deadline(planned)
-        body: dict[str, Any] = {}
-        if planned.get("description") is not None:
-            body["description"] = planned["description"]
-        if planned.get("retention_in_days") is not None:
-            body["retentionInDays"] = int(planned["retention_in_days"])
-        data = self.client.post(self._path(project_id, cluster_name), body)
+        data = self.client.post(self._path(project_id, cluster_name), self.body(planned))
         data = until_finished(
             self.client, self._path(project_id, cluster_name, data["id"]), data, deadline=deadline
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from contract import rules
+from shim import plain_fields
 from shim.api import links
 from shim.clock import format_time
 from shim.service import Backup, preferred_region
@@ -25,17 +26,15 @@ def cluster(row: Cluster) -> dict[str, Any]:
     return {
         "id": row.id,
         "groupId": row.project_id,
-        "name": row.name,
+        # name, clusterType, diskSizeGB, deletionProtection and any plain field the schema adds.
+        **plain_fields.render(row),
         "providerSettings": {"providerName": row.provider_name, "instanceSizeName": row.instance_size},
-        "clusterType": row.cluster_type,
         "replicationSpecs": [{"regionsConfig": dict(row.regions)}],
-        "diskSizeGB": row.disk_size_gb,
         "providerBackupEnabled": row.backup_method == rules.CLOUD_PROVIDER_SNAPSHOTS,
         "backupMethod": row.backup_method,
         "preferredRegion": preferred_region(row),
         "stateName": row.state,
         "createDate": format_time(row.created_at),
-        "deletionProtection": bool(row.deletion_protection),
     }
 
 

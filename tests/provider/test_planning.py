@@ -7,6 +7,7 @@ from typing import Any
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
+from provider import schema
 from provider.client import ApiError
 from provider.planning import Run, check_backup, check_cluster_change
 from provider.plugin import Plugin
@@ -49,23 +50,8 @@ def cluster_config(**overrides: Any) -> dict[str, Any]:
         "region": [{"name": "eastus2", "priority": None, "electable_nodes": None}],
     }
     config.update(overrides)
-    return {
-        k: config.get(k)
-        for k in (
-            "project_id",
-            "name",
-            "provider_name",
-            "instance_size",
-            "cluster_type",
-            "disk_size_gb",
-            "region",
-            "id",
-            "state",
-            "preferred_region",
-            "backup_enabled",
-            "backup_method",
-        )
-    }
+    # Every attribute the schema has (null where not given), as Terraform sends a configuration.
+    return {k: config.get(k) for k in schema.load().resources["cloudbackup_cluster"].names}
 
 
 def errors(diags: Diagnostics) -> list[tuple[str, list[Any] | None]]:

@@ -27,10 +27,21 @@ def test_a_backup_method_and_a_snapshot_description_are_their_attributes() -> No
 
 
 def test_a_schema_shared_by_two_attributes_names_neither() -> None:
-    # cluster_name and target_cluster_name are both cluster names: the body's targetClusterName is not
-    # told apart by the schema alone, so it maps to no attribute rather than to a wrong one.
-    restore = field_map("restore_job")
+    # Were cluster_name and target_cluster_name both plain cluster names, the body's targetClusterName
+    # would not be told apart by the schema alone, so it maps to no attribute rather than to a wrong one.
+    doc = copy.deepcopy(documents.document("restore_job"))
+    common_name = "urn:cloudbackup:common#/$defs/clusterName"
+    doc["properties"]["targetClusterName"] = {"$ref": common_name}
+    doc["x-terraform"]["attributes"]["target_cluster_name"]["$ref"] = common_name
+    restore = fields_of(doc)
     assert field_path("/targetClusterName", restore) is None
+    assert field_path("/snapshotId", restore) == ["snapshot_id"]
+
+
+def test_a_restore_target_is_its_own_schema_so_its_fields_land_on_the_target_attributes() -> None:
+    restore = field_map("restore_job")
+    assert field_path("/targetClusterName", restore) == ["target_cluster_name"]
+    assert field_path("/targetGroupId", restore) == ["target_project_id"]
     assert field_path("/snapshotId", restore) == ["snapshot_id"]
 
 
