@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contract import rules
-from shim import protection
+from shim import plain_fields, protection
 from shim.drivers.base import DriverError, VolumeSpec
 from shim.errors import DUPLICATE_CLUSTER_NAME, STORAGE_ERROR, ApiError
 from shim.service import lookups
@@ -84,6 +84,8 @@ class Clusters(Job):
                         deletion_protection=bool(body.get("deletionProtection", False)),
                         owner=self.ctx.replica_id,
                     )
+                    # Fields without rules of their own, as the schema names them (a field it adds too).
+                    plain_fields.apply(cluster, body)
                     session.add(cluster)
                     session.flush()
                     session.add_all(
@@ -249,6 +251,7 @@ class Clusters(Job):
                     session.add_all(fresh)
                     if "deletionProtection" in body:
                         row.deletion_protection = bool(body["deletionProtection"])
+                    plain_fields.apply(row, body)
                     if disable:
                         self.backups.stop_schedule(row)
                     if enable:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from shimkit import cluster_body
 
+from contract import documents
 from shim import schema_files, schemas
 from shim.errors import ApiError
 
@@ -99,7 +100,10 @@ def test_a_missing_field_is_named_by_its_pointer() -> None:
 def test_an_unknown_field_is_named_with_the_allowed_ones() -> None:
     error = refused({**cluster_body(), "tags": {}})
     assert error.parameters[0] == "/tags"
-    assert "Allowed fields: clusterType, deletionProtection, diskSizeGB, name" in error.detail
+    # Every field the cluster document accepts, in order, whatever fields it gains.
+    allowed = ", ".join(sorted(documents.document("cluster")["properties"]))
+    assert f"Allowed fields: {allowed}." in error.detail
+    assert "Allowed fields: clusterType, deletionProtection, diskSizeGB, name, " in error.detail
 
 
 def test_a_bad_region_name_is_named_by_its_key() -> None:
