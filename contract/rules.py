@@ -1,6 +1,6 @@
 """The backup rules R1-R11 as pure functions: values in, refusals or values out, no I/O.
 
-Over 400 lines on purpose: the eleven rules are read, and changed, side by side; each is a small pure
+Long because the eleven rules are read, and changed, side by side; each is a small pure
 function, and splitting them would scatter what R1-R11 say about one cluster.
 """
 

@@ -1,6 +1,6 @@
 """The shim's HTTP API over HTTP Digest (http.client, kept-alive connections), with per-run read caches.
 
-Over 400 lines on purpose: Digest authentication, the kept-alive connection and the per-run read caches
+Long because Digest authentication, the kept-alive connection and the per-run read caches
 share one lock and one connection; the resources see only its small set of calls.
 """
 

@@ -1,6 +1,6 @@
 """Request validation against provider-schema/, and the OpenAPI document generated from the same files.
 
-Over 400 lines on purpose: request validation and the OpenAPI document are two readings of the same
+Long because request validation and the OpenAPI document are two readings of the same
 schema files and routes, kept in one module so that they cannot drift apart.
 """
 

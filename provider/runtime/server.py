@@ -1,6 +1,6 @@
 """The plugin's server: go-plugin's handshake, then gRPC over TLS and HTTP/2 on a unix socket.
 
-Over 400 lines on purpose: the launcher imports only this module (and os, sys) on every start, so the
+Long because the launcher imports only this module (and os, sys) on every start, so the
 handshake, the socket loop and the gRPC framing stay together rather than cost an import each.
 """
 

@@ -34,7 +34,7 @@ naming both regions (`cross_region_restore` is False, so the control plane refus
 
 The driver is thread-safe: the scheduler and API threads may call it at once.
 
-Over 400 lines on purpose: one driver behind one interface (shim/drivers/base.py); what it knows of
+Long because it is one driver behind one interface (shim/drivers/base.py); what it knows of
 Azure's operations, names and tags is read in one place.
 """
 

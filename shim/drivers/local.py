@@ -1,6 +1,6 @@
 """The local driver: volumes are sparse files under the data directory, snapshots full copies beside them.
 
-Over 400 lines on purpose: the crash-safe file protocol (partial files, sidecars, directory syncs,
+Long because the crash-safe file protocol (partial files, sidecars, directory syncs,
 locks) is one piece that must be read whole.
 """
 

@@ -76,17 +76,7 @@ class Adoption(Job):
                     finding="queued snapshot restarted",
                     snapshot=s.id,
                 )
-                jobs.append(
-                    SnapshotJob(
-                        s.id,
-                        s.cluster_id,
-                        s.project_id,
-                        cluster.name,
-                        s.snapshot_type,
-                        s.region,
-                        s.volume_handle,
-                    )
-                )
+                jobs.append(SnapshotJob.of(s, cluster.name))
             # One line per batch: each snapshot has its own reconcile.finding event already.
             log.info("reconcile: restarting %d queued snapshot(s)", len(jobs))
             orphans = [s.id for s in queued if s.cluster_id not in clusters or not s.volume_handle]

@@ -6,11 +6,12 @@ import itertools
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from contract import rules
-from shim.store.models import Cluster
+from shim.store.models import Cluster, Snapshot
 
 _PROCESS_ID = secrets.token_hex(5)
 _counter = itertools.count(secrets.randbelow(1 << 23))
@@ -76,3 +77,20 @@ class SnapshotJob:
     snapshot_type: str
     region: str
     volume_handle: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any] | Snapshot, cluster_name: str) -> SnapshotJob:
+        """The job of a `queued` row: its columns as inserted, or the row as read back after a restart."""
+
+        def column(name: str) -> Any:
+            return row[name] if isinstance(row, Mapping) else getattr(row, name)
+
+        return cls(
+            column("id"),
+            column("cluster_id"),
+            column("project_id"),
+            cluster_name,
+            column("snapshot_type"),
+            column("region"),
+            column("volume_handle") or "",
+        )

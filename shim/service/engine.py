@@ -6,6 +6,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -33,7 +34,15 @@ TAG_TYPE = "cloudbackup-snapshot-type"
 
 
 class Engine(Job):
-    """Takes snapshots through the driver and records what became of them."""
+    """Takes snapshots through the driver and records what became of them.
+
+    One path for every snapshot, scheduled or on demand: its intent is committed `queued` (queue_snapshot
+    here, or the schedule's claim through `intent`); run_snapshots starts and polls it on the pool;
+    `_outcome` turns the driver's answer into a row change, which `_record` writes with the run's
+    deletions in one transaction; then retention (R8) runs for the clusters that got a result.
+    """
+
+    # --- claim: the intent ---------------------------------------------------------------------------
 
     def queue_snapshot(
         self,
@@ -47,33 +56,25 @@ class Engine(Job):
         volume_list: list[Volume] | None = None,
         expires_at: datetime | None = None,
     ) -> SnapshotJob:
+        """Commit (with the caller's transaction) one `queued` snapshot of the cluster, for run_snapshots."""
         region = preferred_region(cluster)
         source = self.source_volume(volume_list or queries.volumes(session, cluster.id), region)
-        snapshot = Snapshot(
-            id=new_id(),
+        row, job = intent(
             cluster_id=cluster.id,
             project_id=cluster.project_id,
+            cluster_name=cluster.name,
             snapshot_type=snapshot_type,
             slot_time=slot_time,
-            status="queued",
             region=region,
             volume_handle=source,
-            description=description,
             created_at=created_at,
             owner=self.ctx.replica_id,
+            description=description,
             expires_at=expires_at,
         )
-        session.add(snapshot)
-        events.emit(
-            self.ctx.source,
-            events.SNAPSHOT_QUEUED,
-            snapshot=snapshot.id,
-            cluster=cluster.name,
-            type=snapshot_type,
-        )
-        return SnapshotJob(
-            snapshot.id, cluster.id, cluster.project_id, cluster.name, snapshot_type, region, source
-        )
+        session.add(Snapshot(**row))
+        events.emit_queued(self.ctx.source, [job])
+        return job
 
     @staticmethod
     def source_volume(volume_list: Sequence[Volume], region: str) -> str:
@@ -84,6 +85,8 @@ class Engine(Job):
         if not in_region:
             raise ApiError(409, STORAGE_ERROR, f"The cluster has no volume in its preferred region {region}.")
         return in_region[0].handle or ""
+
+    # --- run: start and poll through the driver ------------------------------------------------------
 
     def run_snapshots(
         self,
@@ -101,71 +104,37 @@ class Engine(Job):
         awaited by a manual-clock advance). A crash before that transaction leaves the rows `queued`,
         which reconcile() starts again (a driver's start is idempotent per snapshot id).
 
-        `expired` are snapshots that an earlier batch's retention (R8) doomed: the same pool deletes them
-        from storage alongside these starts, and the same transaction deletes their rows. Retention of
-        this batch is applied before returning, or with `defer_retention` returned instead, for the
-        next batch's call: the schedule's loops so overlap one batch's deletions with the next one's
-        copies, and run a last call with no jobs for the last batch's.
+        `expired` are snapshots that retention (R8) doomed: the same pool deletes them from storage
+        alongside these starts, and the same transaction deletes their rows; every retention deletion
+        runs here. Retention of this batch is applied before returning, or with `defer_retention`
+        returned instead, for the next batch's call: the schedule's loops so overlap one batch's
+        deletions with the next one's copies, and run a last call with no jobs for the last batch's.
         """
         if not jobs and not expired:
             return []
-        stored = [s for s in expired if s.handle]
         tasks: list[Callable[[], Any]] = [functools.partial(self._start_and_poll, job) for job in jobs]
-        tasks += [functools.partial(self.ctx.driver.delete_snapshot, s.handle or "") for s in stored]
+        tasks += self._deletion_tasks(expired)
         results = self.ctx.map(_call, tasks)
         outcomes, deletions = results[: len(jobs)], results[len(jobs) :]
         now = self.ctx.now()
         changes: list[dict[str, Any]] = []
-        retention: set[str] = set()
-        failed_to_start = 0
+        answers: list[Answer] = []
         for job, outcome in zip(jobs, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 changes.append(self._failure(job.snapshot_id, outcome, now))
-                failed_to_start += 1
                 continue
             token, status = outcome
-            if isinstance(status, DriverError):
-                changes.append({**self._failure(job.snapshot_id, status, now), "op_token": token})
-            elif isinstance(status, Exception) or not status.finished:
-                if isinstance(status, Exception):
-                    log.warning("polling snapshot %s failed (will retry): %s", job.snapshot_id, status)
-                changes.append({"id": job.snapshot_id, "status": "inProgress", "op_token": token})
-            else:
-                changes.append({**self._snapshot_result(job.snapshot_id, status, now), "op_token": token})
-                if job.snapshot_type == "scheduled":
-                    retention.add(job.cluster_id)
-        kept: set[str] = set()
-        for snapshot, deletion in zip(stored, deletions, strict=True):
-            if isinstance(deletion, Exception):
-                log.warning(
-                    "retention: could not delete snapshot %s (kept for a retry): %s", snapshot.id, deletion
-                )
-                kept.add(snapshot.id)
-        gone = [s.id for s in expired if s.id not in kept]
-        with self.ctx.store.write() as session:
-            queries.update_snapshots(session, changes)
-            queries.delete_snapshot_rows(session, gone)
-            copied = [c["id"] for c in changes if c.get("handle")]
-            alive = queries.existing_snapshot_ids(session, copied) if copied else set()
-        self.ctx.forget_operations([c.get("op_token") for c in changes if c["status"] != "inProgress"])
-        # A row deleted while its copy ran (backup disabled by another request or process, R9): the
-        # copy has no row to account for it, so it goes at once rather than at the next reconciliation.
-        orphans = [c["handle"] for c in changes if c.get("handle") and c["id"] not in alive]
-        if orphans:
-            log.info("deleting %d snapshot(s) whose record was deleted while they were taken", len(orphans))
-            self.ctx.map(self.ctx.driver.delete_snapshot, orphans)
-        events.snapshots_finished(self.ctx.source, changes)
-        if gone:
-            events.emit(self.ctx.source, events.RETENTION_DELETED, snapshots=gone)
-        if failed_to_start:
-            log.warning("%d snapshot(s) failed to start", failed_to_start)
-        if not retention:
-            return []
-        doomed = self._expired(sorted(retention))
-        if defer_retention:
-            return doomed
-        self._delete_expired(doomed)
-        return []
+            answer = Answer(job.snapshot_id, job.cluster_id, job.snapshot_type, token, status)
+            answers.append(answer)
+            # Still running: its token is recorded, for the polls to come.
+            changes.append(
+                self._outcome(answer, now)
+                or {"id": job.snapshot_id, "status": "inProgress", "op_token": token}
+            )
+        if len(jobs) > len(answers):
+            log.warning("%d snapshot(s) failed to start", len(jobs) - len(answers))
+        self._record(changes, expired=(expired, deletions))
+        return self._retain(answers, defer=defer_retention)
 
     def _start_and_poll(self, job: SnapshotJob) -> tuple[str, OperationStatus | Exception]:
         """Start one snapshot and poll it at once: (token, its status, or the error the poll raised)."""
@@ -197,15 +166,6 @@ class Engine(Job):
             time.sleep(self.ctx.snapshot_delay[1])
         return token
 
-    @staticmethod
-    def _failure(snapshot_id: str, error: Exception, now: datetime) -> dict[str, Any]:
-        if isinstance(error, DriverError):
-            reason = f"{error.code}: {error.message}"
-        else:
-            log.error("snapshot %s: the driver raised %r", snapshot_id, error)
-            reason = f"DRIVER_ERROR: {error}"
-        return {"id": snapshot_id, "status": "failed", "failure_reason": reason, "finished_at": now}
-
     def poll_snapshots(self, rows: Sequence[Snapshot]) -> None:
         self.poll_tokens(
             [(s.id, s.op_token or "", s.cluster_id, s.snapshot_type) for s in rows if s.op_token]
@@ -217,32 +177,39 @@ class Engine(Job):
             return 0
         statuses = self.ctx.map(lambda item: self.ctx.driver.poll(item[1]), items)
         now = self.ctx.now()
-        changes: list[dict[str, Any]] = []
-        retention: set[str] = set()
-        running = 0
-        for (sid, _token, cluster_id, kind), status in zip(items, statuses, strict=True):
-            if isinstance(status, Exception):
-                if isinstance(status, DriverError):
-                    changes.append(self._failure(sid, status, now))
-                else:
-                    log.warning("polling snapshot %s failed (will retry): %s", sid, status)
-                    running += 1
-                continue
-            if not status.finished:
-                running += 1
-                continue
-            changes.append(self._snapshot_result(sid, status, now))
-            if kind == "scheduled":
-                retention.add(cluster_id)
+        answers = [
+            Answer(sid, cluster_id, kind, token, status)
+            for (sid, token, cluster_id, kind), status in zip(items, statuses, strict=True)
+        ]
+        changes = [change for answer in answers if (change := self._outcome(answer, now)) is not None]
         if changes:
-            with self.ctx.store.write() as session:
-                queries.update_snapshots(session, changes)
-            events.snapshots_finished(self.ctx.source, changes)
-            finished = {change["id"] for change in changes}
-            self.ctx.forget_operations([token for sid, token, _c, _k in items if sid in finished])
-        if retention:
-            self.apply_retention(sorted(retention))
-        return running
+            self._record(changes)
+        self._retain(answers)
+        return len(answers) - len(changes)
+
+    # --- record: the driver's answer as a row change --------------------------------------------------
+
+    def _outcome(self, answer: Answer, now: datetime) -> dict[str, Any] | None:
+        """The row change a driver's answer makes: completed or failed, with the operation's token; None
+        while the operation runs, or when the poll itself failed (the next poll asks again)."""
+        status = answer.status
+        if isinstance(status, DriverError):
+            return {**self._failure(answer.snapshot_id, status, now), "op_token": answer.token}
+        if isinstance(status, Exception):
+            log.warning("polling snapshot %s failed (will retry): %s", answer.snapshot_id, status)
+            return None
+        if not status.finished:
+            return None
+        return {**self._snapshot_result(answer.snapshot_id, status, now), "op_token": answer.token}
+
+    @staticmethod
+    def _failure(snapshot_id: str, error: Exception, now: datetime) -> dict[str, Any]:
+        if isinstance(error, DriverError):
+            reason = f"{error.code}: {error.message}"
+        else:
+            log.error("snapshot %s: the driver raised %r", snapshot_id, error)
+            reason = f"DRIVER_ERROR: {error}"
+        return {"id": snapshot_id, "status": "failed", "failure_reason": reason, "finished_at": now}
 
     @staticmethod
     def _snapshot_result(snapshot_id: str, status: OperationStatus, now: datetime) -> dict[str, Any]:
@@ -267,9 +234,47 @@ class Engine(Job):
             "finished_at": now,
         }
 
-    def apply_retention(self, cluster_ids: Sequence[str]) -> None:
-        """R8 for these clusters: storage first, then the rows."""
-        self._delete_expired(self._expired(cluster_ids))
+    def _record(
+        self,
+        changes: Sequence[dict[str, Any]],
+        *,
+        expired: tuple[Sequence[Snapshot], Sequence[Any]] = ((), ()),
+    ) -> None:
+        """Write the row changes, and delete the rows of `expired` (rows, their storage deletions' results)
+        whose storage is gone, in one transaction; then tell the driver and the listeners."""
+        with self.ctx.store.write() as session:
+            queries.update_snapshots(session, changes)
+            gone = self._delete_rows(session, *expired)
+            copied = [c["id"] for c in changes if c.get("handle")]
+            alive = queries.existing_snapshot_ids(session, copied) if copied else set()
+        self.ctx.forget_operations([c.get("op_token") for c in changes if c["status"] != "inProgress"])
+        # A row deleted while its copy ran (backup disabled by another request or process, R9): the
+        # copy has no row to account for it, so it goes at once rather than at the next reconciliation.
+        orphans = [c["handle"] for c in changes if c.get("handle") and c["id"] not in alive]
+        if orphans:
+            log.info("deleting %d snapshot(s) whose record was deleted while they were taken", len(orphans))
+            self.ctx.map(self.ctx.driver.delete_snapshot, orphans)
+        events.snapshots_finished(self.ctx.source, changes)
+        if gone:
+            events.emit(self.ctx.source, events.RETENTION_DELETED, snapshots=gone)
+
+    # --- retention (R8), and deleting snapshots ---------------------------------------------------------
+
+    def _retain(self, answers: Sequence[Answer], *, defer: bool = False) -> list[Snapshot]:
+        """R8 for the clusters whose scheduled snapshot finished: deleted now, or returned (`defer`)."""
+        return self.apply_retention(
+            sorted({a.cluster_id for a in answers if a.finished and a.snapshot_type == "scheduled"}),
+            defer=defer,
+        )
+
+    def apply_retention(self, cluster_ids: Sequence[str], *, defer: bool = False) -> list[Snapshot]:
+        """R8 for these clusters, storage first, then the rows; with `defer`, the doomed are returned for
+        the caller's next run_snapshots to delete instead."""
+        doomed = self._expired(cluster_ids)
+        if defer:
+            return doomed
+        self.run_snapshots([], expired=doomed)
+        return []
 
     def _expired(self, cluster_ids: Sequence[str]) -> list[Snapshot]:
         """The snapshots of these clusters that retention (R8) deletes, as they stand now."""
@@ -290,40 +295,90 @@ class Engine(Job):
                 rows = [
                     Snapshot(id=s.id, handle=s.handle) for s in on_demand.expired(session, self.ctx.now())
                 ]
-            if rows:
-                self._delete_expired(rows)
-
-    def _delete_expired(self, expired: Sequence[Snapshot]) -> None:
-        if expired:
-            try:
-                events.emit(
-                    self.ctx.source, events.RETENTION_DELETED, snapshots=self.delete_snapshots(expired)
-                )
-            except ApiError as error:
-                log.warning("retention: %s", error.detail)
+            self.run_snapshots([], expired=rows)
 
     def delete_snapshots(self, rows: Sequence[Snapshot]) -> list[str]:
-        """Storage first, then the rows whose storage is gone; returns the ids deleted."""
+        """Storage first, then the rows whose storage is gone; returns the ids deleted, or answers 502 when
+        storage refused some (those rows are kept, for a retry)."""
+        if not rows:
+            return []
+        results = self.ctx.map(_call, self._deletion_tasks(rows))
+        with self.ctx.store.write() as session:
+            gone = self._delete_rows(session, rows, results)
+        failed = sum(1 for result in results if isinstance(result, Exception))
+        if failed:
+            raise ApiError(502, STORAGE_ERROR, f"Storage refused to delete {failed} snapshot(s); try again.")
+        return gone
+
+    def _deletion_tasks(self, rows: Sequence[Snapshot]) -> list[Callable[[], Any]]:
+        """Deleting from storage: one task per row that has a stored copy."""
+        return [functools.partial(self.ctx.driver.delete_snapshot, s.handle or "") for s in rows if s.handle]
+
+    @staticmethod
+    def _delete_rows(session: Session, rows: Sequence[Snapshot], results: Sequence[Any]) -> list[str]:
+        """Then the rows (`results` are _deletion_tasks' outcomes): those whose copy is gone from storage,
+        and those without a copy; returns the ids deleted."""
         stored = [s for s in rows if s.handle]
-        results = self.ctx.map(lambda s: self.ctx.driver.delete_snapshot(s.handle or ""), stored)
         failed = {s.id for s, r in zip(stored, results, strict=True) if isinstance(r, Exception)}
         for s, r in zip(stored, results, strict=True):
             if isinstance(r, Exception):
                 log.warning("could not delete snapshot %s from storage (kept for a retry): %s", s.id, r)
-        gone = [s.id for s in rows if s.id not in failed and s.handle]
+        gone = [s.id for s in stored if s.id not in failed]
+        queries.delete_snapshot_rows(session, gone)
         # A row read without a copy may have got one since (taken by another request or process): it
         # stays, and is found again by the caller's next read.
         uncopied = [s.id for s in rows if not s.handle]
-        if gone or uncopied:
-            with self.ctx.store.write() as session:
-                queries.delete_snapshot_rows(session, gone)
-                queries.delete_uncopied_snapshot_rows(session, uncopied)
-                gone += list(set(uncopied) - queries.existing_snapshot_ids(session, uncopied))
-        if failed:
-            raise ApiError(
-                502, STORAGE_ERROR, f"Storage refused to delete {len(failed)} snapshot(s); try again."
-            )
+        if uncopied:
+            queries.delete_uncopied_snapshot_rows(session, uncopied)
+            gone += list(set(uncopied) - queries.existing_snapshot_ids(session, uncopied))
         return gone
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The driver's answer about one started snapshot: its status, or the error its poll raised."""
+
+    snapshot_id: str
+    cluster_id: str
+    snapshot_type: str
+    token: str
+    status: OperationStatus | Exception
+
+    @property
+    def finished(self) -> bool:
+        return isinstance(self.status, OperationStatus) and self.status.finished
+
+
+def intent(
+    *,
+    cluster_id: str,
+    project_id: str,
+    cluster_name: str,
+    snapshot_type: str,
+    slot_time: datetime | None,
+    region: str,
+    volume_handle: str,
+    created_at: datetime,
+    owner: str | None,
+    description: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[dict[str, Any], SnapshotJob]:
+    """A new `queued` snapshot row (its columns) and the job that starts it, made together so they agree."""
+    row = {
+        "id": new_id(),
+        "cluster_id": cluster_id,
+        "project_id": project_id,
+        "snapshot_type": snapshot_type,
+        "slot_time": slot_time,
+        "status": "queued",
+        "region": region,
+        "volume_handle": volume_handle,
+        "description": description,
+        "created_at": created_at,
+        "owner": owner,
+        "expires_at": expires_at,
+    }
+    return row, SnapshotJob.of(row, cluster_name)
 
 
 def _call(task: Callable[[], T]) -> T:

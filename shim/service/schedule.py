@@ -14,8 +14,9 @@ from contract import rules
 from shim import clock_advance, events
 from shim.clock import ManualClock, format_time
 from shim.errors import ApiError
-from shim.service.common import SnapshotJob, new_id, region_specs
+from shim.service.common import SnapshotJob, region_specs
 from shim.service.context import Context, Job
+from shim.service.engine import intent
 from shim.store import leases, queries
 from shim.store.models import Snapshot
 
@@ -235,22 +236,19 @@ class Schedule(Job):
                 claims.append(claim)
                 if source is None:
                     continue
-                sid = new_id()
-                rows.append(
-                    {
-                        "id": sid,
-                        "cluster_id": row.id,
-                        "project_id": row.project_id,
-                        "snapshot_type": "scheduled",
-                        "slot_time": slot,
-                        "status": "queued",
-                        "region": region,
-                        "volume_handle": source,
-                        "created_at": taken_at,
-                        "owner": self.ctx.replica_id,
-                    }
+                snapshot, job = intent(
+                    cluster_id=row.id,
+                    project_id=row.project_id,
+                    cluster_name=row.name,
+                    snapshot_type="scheduled",
+                    slot_time=slot,
+                    region=region,
+                    volume_handle=source,
+                    created_at=taken_at,
+                    owner=self.ctx.replica_id,
                 )
-                jobs.append(SnapshotJob(sid, row.id, row.project_id, row.name, "scheduled", region, source))
+                rows.append(snapshot)
+                jobs.append(job)
             if not one_by_one and claims and not queries.claim_slots(session, claims):
                 # Someone else moved a slot meanwhile (or the database cannot say): claim one by one.
                 raise _ClaimConflict

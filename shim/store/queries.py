@@ -1,4 +1,8 @@
-"""The queries the service runs: lookups, due slots, retention facts, and batched writes."""
+"""The queries the service runs: lookups, due slots, retention facts, and batched writes.
+
+Long because it is the store's one seam: every statement the service's jobs run is here, so that an
+index, a lock or a dialect's quirk is checked against all the statements that rely on it in one read.
+"""
 
 from __future__ import annotations
 

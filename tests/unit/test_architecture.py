@@ -112,3 +112,23 @@ def test_the_provider_has_no_import_circles() -> None:
     edges = import_edges()
     provider = {m: {i for i in found if i.startswith("provider")} for m, found in edges.items()}
     assert [c for c in cycles(provider) if c[0].startswith("provider")] == []
+
+
+MAX_LINES = 400
+
+
+def long_modules_without_a_reason() -> list[str]:
+    """Modules of the four packages over MAX_LINES lines whose docstring does not say why ("long because")."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text()
+            lines = len(text.splitlines())
+            docstring = ast.get_docstring(ast.parse(text, str(path))) or ""
+            if lines > MAX_LINES and "long because" not in docstring.lower():
+                found.append(f"{path.relative_to(ROOT)}: {lines} lines")
+    return found
+
+
+def test_no_module_is_over_400_lines_unless_its_docstring_says_why_it_is_long() -> None:
+    assert long_modules_without_a_reason() == []
