@@ -119,6 +119,20 @@ class Snapshot(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class SnapshotCount(Base):
+    """How many snapshot rows a cluster has: the exact totalCount of its listing, read in one lookup.
+
+    Kept by database triggers (revision 0002) in the transaction that inserts or deletes the snapshots,
+    so every writer keeps it exact; a separate table, so that its row locks never meet the claims' locks
+    on clusters.
+    """
+
+    __tablename__ = "snapshot_counts"
+
+    cluster_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger)
+
+
 class RestoreJob(Base):
     """A restore of one snapshot onto every member volume of a target cluster."""
 

@@ -91,7 +91,8 @@ def test_db_sql_prints_the_upgrade_for_a_dba_without_connecting(capsys: pytest.C
     assert cli.main(["db", "sql", "--database", url]) == 0
     sql = capsys.readouterr().out
     assert "CREATE TABLE snapshots" in sql and "TIMESTAMP WITHOUT TIME ZONE" in sql
-    assert f"INSERT INTO alembic_version (version_num) VALUES ('{migrate.head()}')" in sql
+    assert "INSERT INTO alembic_version (version_num) VALUES ('0001')" in sql
+    assert f"UPDATE alembic_version SET version_num='{migrate.head()}'" in sql
 
 
 @pytest.mark.parametrize("replicas", [6])
