@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api_throughput import BASE, DigestClient, cloudbackup, cpu_seconds, wait_for_listening
+from api_throughput import BASE, DigestClient, cloudbackup, cpu_seconds, postgres_cpu, wait_for_listening
 from fleet import MIB, REGIONS, START, Database, filesystem, insert_fleet, set_manual_clock, write_volumes
 from sqlalchemy import func, select
 
@@ -124,7 +124,7 @@ def run(work: Path, count: int, volume_size: int, database: Database, replicas: 
         warmup = [advance(seconds) for seconds in (0, DAY, DAY)]
         before = census(store, data_dir)
         cpu_before = [cpu_seconds(server.pid) for server in servers]
-        database_cpu_before = database_cpu(database)
+        database_cpu_before = postgres_cpu(database.server)
         load_before = os.getloadavg()[0]
         began = time.perf_counter()
         returned = advance(DAY)
@@ -135,7 +135,7 @@ def run(work: Path, count: int, volume_size: int, database: Database, replicas: 
         elapsed = time.perf_counter() - began
         load_after = os.getloadavg()[0]
         cpu = [cpu_seconds(server.pid) - was for server, was in zip(servers, cpu_before, strict=True)]
-        database_used = database_cpu(database) - database_cpu_before
+        database_used = postgres_cpu(database.server) - database_cpu_before
         after = census(store, data_dir)
         measured_slot = START + timedelta(days=3)
         with store.connect() as conn:
@@ -206,23 +206,6 @@ def run(work: Path, count: int, volume_size: int, database: Database, replicas: 
         f"{'yes' if after['kept'] == {rules.RETENTION_COUNT: count} else 'NO: ' + str(after['kept'])}"
     )
     return 0 if equal and new_rows == count and deleted == count else 1
-
-
-def database_cpu(database: Database) -> float:
-    """CPU time so far of the benchmark's PostgreSQL server and its backends (0 on SQLite)."""
-    if database.server is None:
-        return 0.0
-    postmaster = int((database.server.data / "postmaster.pid").read_text().split()[0])
-    used = cpu_seconds(postmaster)
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                parent = int(Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if parent == postmaster:
-                used += cpu_seconds(int(entry.name))
-    return used
 
 
 def retained(store: Store) -> dict[int, int]:

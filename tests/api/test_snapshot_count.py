@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from alembic import command
 from flask import Flask
 from shimkit import ApiClient, advance, create_cluster, create_project, enable_backup, settle
@@ -138,5 +141,72 @@ def test_upgrading_a_database_with_snapshots_counts_them(data_dir: Path, databas
                 conn.execute(select(SnapshotCount.total).where(SnapshotCount.cluster_id == "c1")).scalar()
                 == 3
             )
+    finally:
+        store.close()
+
+
+@pytest.mark.databases("postgresql")
+def test_writers_changing_the_same_clusters_in_opposite_orders_keep_the_counts_exact_without_deadlock(
+    database_url: str,
+) -> None:
+    store = Store(database_url, pool_size=4)
+    clusters = [f"c{index:02d}" for index in range(40)]
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p1', 'p', '2024-01-01')"))
+        for cluster in clusters:
+            conn.execute(
+                text(
+                    "INSERT INTO clusters (id, project_id, name, provider_name, instance_size, cluster_type,"
+                    " regions, disk_size_gb, state, created_at) VALUES (:c, 'p1', :c, 'AZURE', 'M10',"
+                    " 'REPLICASET', '{}', 1, 'IDLE', '2024-01-01')"
+                ),
+                {"c": cluster},
+            )
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def write(name: str, order: list[str]) -> None:
+        # Each round: one statement adds a snapshot to every cluster, in this writer's order, and the
+        # next deletes half of what it added; the transaction stays open across both.
+        try:
+            barrier.wait()
+            for round_number in range(40):
+                with store.engine.begin() as conn:
+                    ids = [f"{name}-{round_number}-{cluster}" for cluster in order]
+                    conn.execute(
+                        Snapshot.__table__.insert(),
+                        [
+                            {
+                                "id": sid,
+                                "cluster_id": cluster,
+                                "project_id": "p1",
+                                "snapshot_type": "onDemand",
+                                "status": "completed",
+                                "region": "eastus2",
+                                "created_at": datetime(2024, 1, 1, tzinfo=UTC),
+                            }
+                            for sid, cluster in zip(ids, order, strict=True)
+                        ],
+                    )
+                    conn.execute(Snapshot.__table__.delete().where(Snapshot.id.in_(ids[::2])))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=write, args=("up", clusters)),
+        threading.Thread(target=write, args=("down", clusters[::-1])),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        with store.connect() as conn:
+            counted = dict(conn.execute(select(SnapshotCount.cluster_id, SnapshotCount.total)).all())
+            actual = dict(
+                conn.execute(select(Snapshot.cluster_id, func.count()).group_by(Snapshot.cluster_id)).all()
+            )
+        assert counted == actual and sum(actual.values()) == 2 * 40 * 20
     finally:
         store.close()
