@@ -115,8 +115,9 @@ class Snapshot(Base):
     # The replica executing the snapshot's driver operation (Replica.id); another replica leaves it alone
     # while that replica's lease lives.
     owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    # An on-demand snapshot taken with retentionInDays is deleted once this moment passes.
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # An on-demand snapshot taken with retentionInDays is deleted once this moment passes. Indexed: every
+    # scheduler tick reads the earliest one.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
 
 class SnapshotCount(Base):

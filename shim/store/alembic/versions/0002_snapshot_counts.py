@@ -1,4 +1,4 @@
-"""snapshot counts kept by triggers: a listing's exact totalCount in one lookup"""
+"""snapshot counts kept by triggers (a listing's exact totalCount in one lookup); expires_at indexed"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -75,6 +75,8 @@ SQLITE = [
 
 
 def upgrade() -> None:
+    # Every scheduler tick reads the earliest expires_at: without the index, a scan of every snapshot.
+    op.create_index(op.f("ix_snapshots_expires_at"), "snapshots", ["expires_at"], unique=False)
     op.create_table(
         "snapshot_counts",
         sa.Column("cluster_id", sa.String(length=24), nullable=False),
@@ -108,3 +110,4 @@ def downgrade() -> None:
         ):
             op.execute(f"DROP FUNCTION {function}()")
     op.drop_table("snapshot_counts")
+    op.drop_index(op.f("ix_snapshots_expires_at"), table_name="snapshots")
