@@ -47,10 +47,19 @@ def main() -> int:
     parser.add_argument("--fleet", type=int, default=10_000, help="other backed-up clusters in the database")
     parser.add_argument("--dir", type=Path, default=None, help="where to work (default: a temporary dir)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--replicas",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1],
+        help="serve processes, one measured window each, e.g. 1,2 (more than 1: PostgreSQL); default 1",
+    )
     args = parser.parse_args()
+    if max(args.replicas) > 1 and args.database == "sqlite":
+        parser.error("replicas share a PostgreSQL database: add --database postgresql")
 
     work = Path(tempfile.mkdtemp(prefix="cloudbackup-api-", dir=args.dir))
     database = Database(args.database)
+    args.database_server = database.server
     try:
         return run(work, args, database)
     finally:
@@ -87,109 +96,189 @@ def run(work: Path, args: argparse.Namespace, database: Database) -> int:
             text=True,
         ).stdout
     )
-    log = open(work / "serve.log", "w")  # noqa: SIM115 - closed after the server stops
-    server = subprocess.Popen(
-        [*cloudbackup(), "serve", "--port", "0", "--data-dir", str(data_dir), "--manual-clock"]
-        + (["--database", url] if database.url() else [])
-        + (["--threads", str(args.server_threads)] if args.server_threads else []),
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    try:
-        host, port = wait_for_listening(server)
-        client = DigestClient(host, port, keys["publicKey"], keys["privateKey"])
-        path = prepare(client)
-        listed = client.request("GET", path)
-        count = len(json.loads(listed[1])["results"])
-        client.close()
-
-        context = multiprocessing.get_context("spawn")
-        ready: Any = context.Queue()
-        done: Any = context.Queue()
-        go: Any = context.Event()
-        start_at: Any = context.Value("d", 0.0)
-        settings = (args.warmup, args.seconds, args.max_requests)
-        clients = [
-            context.Process(
-                target=load,
-                args=(
-                    host,
-                    port,
-                    keys["publicKey"],
-                    keys["privateKey"],
-                    path,
-                    settings,
-                    ready,
-                    go,
-                    start_at,
-                    done,
-                ),
-                daemon=True,
-            )
-            for _ in range(args.connections)
-        ]
-        for process in clients:
-            process.start()
-        for _ in clients:  # each has started, connected and been challenged: the load begins together
-            ready.get(timeout=300)
-        start_at.value = time.time() + 0.2
-        go.set()
-        # The server's CPU time over the measured window (/proc, Linux): where the shared cores went.
-        time.sleep(max(0.0, start_at.value + args.warmup - time.time()))
-        server_cpu_before = cpu_seconds(server.pid)
-        load_before = os.getloadavg()[0]
-        time.sleep(args.seconds)
-        server_cpu = cpu_seconds(server.pid) - server_cpu_before
-        load_after = os.getloadavg()[0]
-        results = [done.get(timeout=300) for _ in clients]
-        for process in clients:
-            process.join()
-    finally:
-        server.send_signal(signal.SIGTERM)
+    measured: list[dict[str, Any]] = []
+    path = ""
+    for replicas in args.replicas:
+        servers, logs = start_servers(work, data_dir, database, args, replicas)
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            addresses = [wait_for_listening(server) for server in servers]
+            if not path:
+                client = DigestClient(*addresses[0], keys["publicKey"], keys["privateKey"])
+                path = prepare(client)
+                client.close()
+            measured.append(measure(args, keys, path, servers, addresses))
+        finally:
+            for server in servers:
+                server.send_signal(signal.SIGTERM)
+            for server in servers:
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+            for log in logs:
+                log.close()
 
-    latencies = sorted(value for result in results for value in result["latencies"])
-    errors: dict[int, int] = {}
-    for result in results:
-        for status, number in result["errors"].items():
-            errors[status] = errors.get(status, 0) + number
-    elapsed = max(result["elapsed"] for result in results)
-    rps = len(latencies) / elapsed
-    p50 = statistics.median(latencies)
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    first = measured[0]
     print(
-        f"api_throughput: GET {BASE}/groups/{{id}}/clusters/{{name}}/backup/snapshots ({count} snapshots "
-        f"listed), HTTP Digest (MD5, qop=auth) on every request"
+        f"api_throughput: GET {BASE}/groups/{{id}}/clusters/{{name}}/backup/snapshots ({first['count']} "
+        f"snapshots listed), HTTP Digest (MD5, qop=auth) on every request"
     )
     print(
         f"  server: `cloudbackup serve --manual-clock` (waitress, its default threads, local driver) with "
         f"{args.fleet} other backed-up clusters in its {database.kind} database"
     )
     print(
-        f"  client: {args.connections} processes, one keep-alive connection each, closed loop, "
-        f"{args.warmup:g} s warm-up then {args.seconds:g} s measured; client and server share the "
-        f"{os.cpu_count()} cores of this machine (1-minute load average {load_before:.1f} before the "
-        f"measured window, {load_after:.1f} after)"
+        f"  client: {args.connections} processes, one keep-alive connection each (spread over the replicas), "
+        f"closed loop, {args.warmup:g} s warm-up then {args.seconds:g} s measured; client and server share "
+        f"the {os.cpu_count()} cores of this machine"
     )
-    print(f"  {len(latencies)} requests answered 200 in {elapsed:.2f} s; other answers: {errors or 'none'}")
-    print(f"  {rps:.0f} requests/s   p50 {p50:.2f} ms   p99 {p99:.2f} ms   max {latencies[-1]:.2f} ms")
-    client_cpu = sum(result["cpu"] for result in results)
-    print(
-        f"  CPU per request: server {server_cpu / len(latencies) * 1e6:.0f} us, load generator "
-        f"{client_cpu / len(latencies) * 1e6:.0f} us ({server_cpu / elapsed:.2f} and "
-        f"{client_cpu / elapsed:.2f} of the {os.cpu_count()} cores)"
-    )
-    met = rps >= TARGET_RPS and p99 <= TARGET_P99_MS
-    print(
-        f"  ratios to the targets: throughput {rps / TARGET_RPS:.2f} (>= 1 wanted), "
-        f"p99 {p99 / TARGET_P99_MS:.2f} (<= 1 wanted): {'met' if met else 'NOT met'}"
-    )
+    met = True
+    for result in measured:
+        latencies = result["latencies"]
+        rps = len(latencies) / result["elapsed"]
+        result["rps"] = rps
+        p50 = statistics.median(latencies)
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(
+            f"  {result['replicas']} replica(s): {len(latencies)} requests answered 200 in "
+            f"{result['elapsed']:.2f} s; other answers: {result['errors'] or 'none'}; 1-minute load average "
+            f"{result['load'][0]:.1f} before the measured window, {result['load'][1]:.1f} after"
+        )
+        print(f"    {rps:.0f} requests/s   p50 {p50:.2f} ms   p99 {p99:.2f} ms   max {latencies[-1]:.2f} ms")
+        per_request = len(latencies)
+        print(
+            f"    CPU per request: servers {result['server_cpu'] / per_request * 1e6:.0f} us, "
+            + (f"PostgreSQL {result['database_cpu'] / per_request * 1e6:.0f} us, " if database.url() else "")
+            + f"load generator {result['client_cpu'] / per_request * 1e6:.0f} us "
+            f"({result['server_cpu'] / result['elapsed']:.2f}, "
+            + (f"{result['database_cpu'] / result['elapsed']:.2f}, " if database.url() else "")
+            + f"{result['client_cpu'] / result['elapsed']:.2f} of the {os.cpu_count()} cores)"
+        )
+        if result["replicas"] == 1:
+            ok = rps >= TARGET_RPS and p99 <= TARGET_P99_MS
+            met = met and ok
+            print(
+                f"    ratios to the targets: throughput {rps / TARGET_RPS:.2f} (>= 1 wanted), "
+                f"p99 {p99 / TARGET_P99_MS:.2f} (<= 1 wanted): {'met' if ok else 'NOT met'}"
+            )
+    if len(measured) > 1:
+        base = measured[0]
+        for result in measured[1:]:
+            print(
+                f"  {result['replicas']} replicas against {base['replicas']}: "
+                f"{result['rps'] / base['rps']:.2f}x the requests/s"
+            )
+    errors = any(result["errors"] for result in measured)
     return 0 if not errors else 1
+
+
+def start_servers(
+    work: Path, data_dir: Path, database: Database, args: argparse.Namespace, replicas: int
+) -> tuple[list[subprocess.Popen[str]], list[Any]]:
+    servers: list[subprocess.Popen[str]] = []
+    logs: list[Any] = []
+    for index in range(replicas):
+        log = open(work / f"serve-{replicas}-{index}.log", "w")  # noqa: SIM115 - closed after it stops
+        logs.append(log)
+        servers.append(
+            subprocess.Popen(
+                [*cloudbackup(), "serve", "--port", "0", "--data-dir", str(data_dir), "--manual-clock"]
+                + (["--database", database.url() or ""] if database.url() else [])
+                + (["--threads", str(args.server_threads)] if args.server_threads else []),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        )
+    return servers, logs
+
+
+def measure(
+    args: argparse.Namespace,
+    keys: dict[str, str],
+    path: str,
+    servers: list[subprocess.Popen[str]],
+    addresses: list[tuple[str, int]],
+) -> dict[str, Any]:
+    """One measured window of closed-loop load, its connections spread over `addresses`."""
+    client = DigestClient(*addresses[0], keys["publicKey"], keys["privateKey"])
+    count = len(json.loads(client.request("GET", path)[1])["results"])
+    client.close()
+    context = multiprocessing.get_context("spawn")
+    ready: Any = context.Queue()
+    done: Any = context.Queue()
+    go: Any = context.Event()
+    start_at: Any = context.Value("d", 0.0)
+    settings = (args.warmup, args.seconds, args.max_requests)
+    clients = [
+        context.Process(
+            target=load,
+            args=(
+                *addresses[index % len(addresses)],
+                keys["publicKey"],
+                keys["privateKey"],
+                path,
+                settings,
+                ready,
+                go,
+                start_at,
+                done,
+            ),
+            daemon=True,
+        )
+        for index in range(args.connections)
+    ]
+    for process in clients:
+        process.start()
+    for _ in clients:  # each has started, connected and been challenged: the load begins together
+        ready.get(timeout=300)
+    start_at.value = time.time() + 0.2
+    go.set()
+    # The servers' CPU time over the measured window (/proc, Linux): where the shared cores went.
+    time.sleep(max(0.0, start_at.value + args.warmup - time.time()))
+    server_cpu_before = sum(cpu_seconds(server.pid) for server in servers)
+    database_cpu_before = postgres_cpu(args.database_server)
+    load_before = os.getloadavg()[0]
+    time.sleep(args.seconds)
+    server_cpu = sum(cpu_seconds(server.pid) for server in servers) - server_cpu_before
+    database_cpu = postgres_cpu(args.database_server) - database_cpu_before
+    load_after = os.getloadavg()[0]
+    results = [done.get(timeout=300) for _ in clients]
+    for process in clients:
+        process.join()
+    errors: dict[int, int] = {}
+    for result in results:
+        for status, number in result["errors"].items():
+            errors[status] = errors.get(status, 0) + number
+    return {
+        "replicas": len(servers),
+        "count": count,
+        "latencies": sorted(value for result in results for value in result["latencies"]),
+        "errors": errors,
+        "elapsed": max(result["elapsed"] for result in results),
+        "server_cpu": server_cpu,
+        "database_cpu": database_cpu,
+        "client_cpu": sum(result["cpu"] for result in results),
+        "load": (load_before, load_after),
+    }
+
+
+def postgres_cpu(server: Any) -> float:
+    """CPU time so far of a PostgreSQL server and its backends (0 without one)."""
+    if server is None:
+        return 0.0
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    used = cpu_seconds(postmaster)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == postmaster:
+                used += cpu_seconds(int(entry.name))
+    return used
 
 
 def cpu_seconds(pid: int) -> float:

@@ -267,6 +267,14 @@ class Engine(Job):
             defer=defer,
         )
 
+    def retain_all(self) -> None:
+        """R8 over every cluster that has more scheduled snapshots than it keeps."""
+        with self.ctx.store.read() as session:
+            over = queries.clusters_over_retention(session, rules.RETENTION_COUNT)
+        if over:
+            log.info("applying retention to %d cluster(s)", len(over))
+            self.apply_retention(over)
+
     def apply_retention(self, cluster_ids: Sequence[str], *, defer: bool = False) -> list[Snapshot]:
         """R8 for these clusters, storage first, then the rows; with `defer`, the doomed are returned for
         the caller's next run_snapshots to delete instead."""

@@ -62,7 +62,7 @@ class Reconcile(Job):
             self.adoption.restart_queued()
             # A stop between a step's results and its retention (a long advance, a tick) left a cluster
             # with more than three: R8 is part of the reconciliation, so it holds after any stop.
-            self._retain_all()
+            self.engine.retain_all()
             with self.ctx.store.read() as session:
                 restores = queries.restore_jobs_in_status(
                     session, ["queued", "inProgress"], owner=self.ctx.replica_id
@@ -77,14 +77,6 @@ class Reconcile(Job):
         caught_up = self.schedule.tick()
         if caught_up:
             log.info("reconcile: %d catch-up snapshot(s) after downtime", caught_up)
-
-    def _retain_all(self) -> None:
-        """R8 over every cluster that has more scheduled snapshots than it keeps."""
-        with self.ctx.store.read() as session:
-            over = queries.clusters_over_retention(session, rules.RETENTION_COUNT)
-        if over:
-            log.info("reconcile: applying retention to %d cluster(s)", len(over))
-            self.engine.apply_retention(over)
 
     def _purge_unbacked(self) -> None:
         """R9 finished: a cluster without cloud provider snapshots keeps no snapshot (a crash mid-disable)."""

@@ -118,8 +118,23 @@ class Snapshot(Base):
     # The replica executing the snapshot's driver operation (Replica.id); another replica leaves it alone
     # while that replica's lease lives.
     owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    # An on-demand snapshot taken with retentionInDays is deleted once this moment passes.
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # An on-demand snapshot taken with retentionInDays is deleted once this moment passes. Indexed: every
+    # scheduler tick reads the earliest one.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+
+class SnapshotCount(Base):
+    """How many snapshot rows a cluster has: the exact totalCount of its listing, read in one lookup.
+
+    Kept by database triggers (revision 0003) in the transaction that inserts or deletes the snapshots,
+    so every writer keeps it exact; a separate table, so that its row locks never meet the claims' locks
+    on clusters.
+    """
+
+    __tablename__ = "snapshot_counts"
+
+    cluster_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger)
 
 
 class RestoreJob(Base):
