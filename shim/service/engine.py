@@ -126,7 +126,7 @@ class Engine(Job):
             token, status = outcome
             answer = Answer(job.snapshot_id, job.cluster_id, job.snapshot_type, token, status)
             answers.append(answer)
-            # Still running: its token is recorded, for the polls to come.
+            # An operation still running is recorded inProgress with its token, for the polls to come.
             changes.append(
                 self._outcome(answer, now)
                 or {"id": job.snapshot_id, "status": "inProgress", "op_token": token}
