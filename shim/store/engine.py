@@ -117,7 +117,8 @@ class Store:
 
     @contextmanager
     def statements(self) -> Iterator[Connection]:
-        """A plain connection for reads that are one statement each, outside any transaction.
+        """A plain connection for statements that stand alone (each its own transaction): hot reads, and a
+        one-row write that needs no other.
 
         For the hottest reads (an idle tick, a page of snapshots): on SQLite a BEGIN and a ROLLBACK per
         use cost as much as the query itself. Statements run through it see no common snapshot.
