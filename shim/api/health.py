@@ -43,6 +43,9 @@ def blueprint() -> Blueprint:
                 NOT_READY,
                 f"the database does not answer ({type(error).__name__}); check that it runs and is reachable",
             ) from error
+        except migrate.SchemaError as error:
+            # A schema this version cannot even place (an unknown 0.1.0 schema_version): it says why.
+            raise ApiError(503, NOT_READY, str(error)) from error
         if state.status != "current":
             problem = (
                 state.problem() or f"the database schema is {state.status}: run `cloudbackup db upgrade`"

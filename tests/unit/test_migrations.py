@@ -159,6 +159,17 @@ def test_readyz_answers_503_until_the_database_is_at_this_versions_schema(
         body = refused.get_json()
         assert body["errorCode"] == "NOT_READY" and "9999" in body["detail"]
         assert client.get("/healthz").status_code == 200
+        # Someone put back a 0.1.0 schema_version table the 0.1.0 code never wrote: not ready, saying why.
+        store = Store(empty_url, pool_size=1)
+        with store.engine.begin() as conn:
+            conn.execute(text("DROP TABLE alembic_version"))
+            conn.execute(text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+            conn.execute(text("INSERT INTO schema_version (version) VALUES (2)"))
+        store.close()
+        unknown = client.get("/readyz")
+        assert unknown.status_code == 503, unknown.get_data(as_text=True)
+        assert unknown.get_json()["errorCode"] == "NOT_READY"
+        assert "schema_version table says 2" in unknown.get_json()["detail"]
     finally:
         shutdown(app)
 
