@@ -6,7 +6,9 @@ from typing import Any
 
 from tf.utils import Diagnostics
 
+from contract import documents
 from provider import schema as schema_module
+from provider.bodies import from_body
 from provider.session import Session
 from provider.validation import validate_config
 
@@ -29,16 +31,17 @@ class Snapshots:
             "project_id": project_id,
             "cluster_name": cluster_name,
             "id": f"{project_id}/{cluster_name}",
-            "snapshots": [
-                {
-                    "id": s.get("id"),
-                    "created_at": s.get("createdAt"),
-                    "status": s.get("status"),
-                    "snapshot_type": s.get("snapshotType"),
-                    "region": s.get("regionName"),
-                    "storage_size_bytes": s.get("storageSizeBytes"),
-                    "description": s.get("description"),
-                }
-                for s in ordered
-            ],
+            "snapshots": [listed(s) for s in ordered],
         }
+
+
+def item_attributes() -> tuple[str, ...]:
+    """The attributes of one listed snapshot, as the data source's schema names them."""
+    return tuple(documents.document("snapshots.data")["$defs"]["snapshotItem"]["properties"])
+
+
+def listed(answer: dict[str, Any]) -> dict[str, Any]:
+    """One listed snapshot: the cloudbackup_snapshot attributes of the same names, read from the answer
+    by that resource's field map."""
+    state = from_body("cloudbackup_snapshot", answer)
+    return {name: state[name] for name in item_attributes()}

@@ -14,7 +14,8 @@ from tf.utils import Diagnostics
 from contract import documents
 from contract.fields import Field, attribute_fields
 from provider import bodies as bodies_module
-from provider.bodies import Bodies
+from provider.bodies import Bodies, bodies
+from provider.data_sources.snapshots import item_attributes, listed
 from provider.plugin import Plugin
 from provider.resource import Resource
 from provider.schema import Attribute
@@ -188,3 +189,13 @@ def test_an_answer_without_a_field_reads_as_the_schema_default() -> None:
         "cloudbackup_restore_job", {"id": SID, "targetClusterName": "reports", "status": "queued"}
     )
     assert (restore["id"], restore["target_cluster_name"], restore["status"]) == (SID, "reports", "queued")
+
+
+def test_a_listed_snapshot_reads_each_of_its_attributes_where_the_snapshot_resource_does() -> None:
+    fields = bodies("cloudbackup_snapshot").fields
+    answer: dict[str, Any] = {}
+    for index, name in enumerate(item_attributes()):
+        pointer = fields[name].response
+        assert pointer, f"{name}: the snapshot resource reads it from no answer field"
+        answer[pointer.lstrip("/")] = f"value {index}"
+    assert listed(answer) == {name: f"value {i}" for i, name in enumerate(item_attributes())}
