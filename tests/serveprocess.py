@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -19,6 +20,21 @@ def cloudbackup() -> list[str]:
     """The installed `cloudbackup` console script beside this Python, else the module."""
     script = Path(sys.executable).parent / "cloudbackup"
     return [str(script)] if script.exists() else [sys.executable, "-m", "cloudbackup.cli"]
+
+
+def create_key(where: Path | str, *args: str) -> tuple[str, str]:
+    """`cloudbackup keys create` in a data directory, or in a database given by its URL: (public, private)."""
+    place = ["--data-dir", str(where)] if isinstance(where, Path) else ["--database", where]
+    output = subprocess.run(
+        [*cloudbackup(), "keys", "create", *place, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    key = json.loads(output)
+    assert set(key) == {"publicKey", "privateKey"}
+    return key["publicKey"], key["privateKey"]
 
 
 class Serve:

@@ -63,6 +63,16 @@ def plant(driver: Driver, volume: str, snapshot_id: str) -> str:
     return str(status.result["handle"])
 
 
+def starting(service: Service, snapshot_id: str) -> None:
+    """The snapshot row as while its start is under way (or was, when the process died): queued, no token."""
+    with service.store.write() as session:
+        session.execute(
+            update(Snapshot)
+            .where(Snapshot.id == snapshot_id)
+            .values(status="queued", op_token=None, handle=None, finished_at=None)
+        )
+
+
 def backed_up(client: ApiClient, app: Flask) -> tuple[str, str, str]:
     """A backed-up cluster with one completed snapshot: (project id, snapshot id, primary volume)."""
     project_id = create_project(client)
@@ -153,12 +163,7 @@ def test_a_snapshot_whose_token_was_not_recorded_is_left_alone_and_finished_with
     copy = storage.fingerprint(handle)
     storage.write(volume, b"written after the copy", offset=8192)
     # The row of a snapshot whose start is under way (or was, when the process died) is queued.
-    with service.store.write() as session:
-        session.execute(
-            update(Snapshot)
-            .where(Snapshot.id == first)
-            .values(status="queued", op_token=None, handle=None, finished_at=None)
-        )
+    starting(service, first)
     service.reconcile_storage()  # while serving: it may be starting this very moment
     assert stored_ids(storage) == {first}
     assert client.get(SNAPSHOTS.format(project_id) + f"/{first}").get_json()["status"] == "queued"
@@ -176,12 +181,7 @@ def test_a_copy_another_replica_has_under_way_is_left_alone_by_the_sweep_and_fin
     project_id, first, _ = backed_up(client, app)
     service = service_of(app)
     # What another replica's copy looks like halfway: a queued row, and a partial data file with no sidecar.
-    with service.store.write() as session:
-        session.execute(
-            update(Snapshot)
-            .where(Snapshot.id == first)
-            .values(status="queued", op_token=None, handle=None, finished_at=None)
-        )
+    starting(service, first)
     region = data_dir / "snapshots" / "eastus2"
     (region / f"{first}.snap").rename(region / f"{first}.snap.partial")
     (region / f"{first}.json").unlink()

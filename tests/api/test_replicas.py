@@ -50,6 +50,18 @@ def replica(config: Config, client: ApiClient) -> Iterator[Callable[..., tuple[F
         shutdown(app)
 
 
+def end_lease(dead: Service, *, looking: Service) -> None:
+    """`dead`'s lease runs out (as when its process is killed), and `looking`'s next tick looks for its work
+    rather than the one 15 s later."""
+    with looking.store.write() as session:
+        session.execute(
+            update(Replica)
+            .where(Replica.id == dead.replica_id)
+            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    looking._next_adoption = 0.0
+
+
 def backed_up(client: ApiClient, count: int) -> str:
     project_id = create_project(client)
     for index in range(count):
@@ -139,13 +151,7 @@ def test_a_replica_starting_leaves_a_live_replicas_operations_alone_then_adopts_
     second.tick()
     assert (row().status, row().owner) == ("queued", first.replica_id)
     # The first replica dies: its lease runs out, and the second adopts and finishes its work.
-    with second.store.write() as session:
-        session.execute(
-            update(Replica)
-            .where(Replica.id == first.replica_id)
-            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
-        )
-    second._next_adoption = 0.0  # the next tick is the one that looks, rather than the one 15 s later
+    end_lease(first, looking=second)
     second.tick()
     assert (row().status, row().owner) == ("completed", second.replica_id)
     listing = other.get(f"/groups/{project_id}/clusters/c0/backup/snapshots").get_json()
@@ -169,13 +175,7 @@ def test_a_replica_starting_leaves_a_cluster_a_live_replica_creates_or_terminate
     second.tick()
     assert other.get(path).get_json()["stateName"] == state
     # The first replica dies: its lease runs out, and the second adopts and finishes its work.
-    with second.store.write() as session:
-        session.execute(
-            update(Replica)
-            .where(Replica.id == first.replica_id)
-            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
-        )
-    second._next_adoption = 0.0  # the next tick is the one that looks, rather than the one 15 s later
+    end_lease(first, looking=second)
     second.tick()
     if state == "CREATING":
         assert other.get(path).get_json()["stateName"] == "IDLE"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 from requests.auth import HTTPDigestAuth
-from serveprocess import Serve, cloudbackup
+from serveprocess import Serve, create_key
 from shimkit import cluster_body
 
 BASE = "/api/atlas/v1.0"
@@ -102,19 +101,6 @@ def shim(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     serve = Serve(data_dir, "--manual-clock")
     yield serve.url, serve.process
     serve.stop(timeout=30)
-
-
-def create_key(data_dir: Path, *args: str) -> tuple[str, str]:
-    key = json.loads(
-        subprocess.run(
-            [*cloudbackup(), "keys", "create", "--data-dir", str(data_dir), *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
-    return key["publicKey"], key["privateKey"]
 
 
 def with_key(url: str, key: tuple[str, str]) -> str:

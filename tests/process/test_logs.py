@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from requests.auth import HTTPDigestAuth
 from serveprocess import Serve as ServeProcess
-from serveprocess import cloudbackup
+from serveprocess import create_key
 from shimkit import cluster_body
 
 BASE = "/api/atlas/v1.0"
@@ -30,18 +29,6 @@ class Serve(ServeProcess):
         code, err = self.stop(timeout=30)
         assert code == 0, err
         return err.splitlines()
-
-
-def create_key(data_dir: Path) -> tuple[str, str]:
-    output = subprocess.run(
-        [*cloudbackup(), "keys", "create", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    key = json.loads(output)
-    return key["publicKey"], key["privateKey"]
 
 
 def call(session: requests.Session, url: str, method: str, path: str, body: Any = None) -> Any:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import requests
 from pgserver import PostgresServer
 from requests.auth import HTTPDigestAuth
-from test_serve import BASE, Shim, cloudbackup
+from test_serve import BASE, Shim, create_key
 
 
 def test_a_header_accepted_by_one_shim_process_is_refused_when_replayed_to_another(
@@ -18,14 +16,7 @@ def test_a_header_accepted_by_one_shim_process_is_refused_when_replayed_to_anoth
     # Replicas share a database on PostgreSQL (SQLite is locked to one `serve`), and a data directory.
     name = postgres.create_database()
     database = postgres.url(name)
-    created_key = subprocess.run(
-        [*cloudbackup(), "keys", "create", "--database", database],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    key = (json.loads(created_key)["publicKey"], json.loads(created_key)["privateKey"])
+    key = create_key(database)
     first = Shim(data_dir, "--manual-clock", "--database", database)
     second = Shim(data_dir, "--manual-clock", "--database", database)
     try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -16,7 +14,7 @@ import pytest
 from pgserver import PostgresServer
 from shimkit import all_stored_ids, cluster_body
 from sqlalchemy import select
-from test_serve import Api, Shim, cloudbackup
+from test_serve import Api, Shim, create_key
 
 from shim.clock import parse_time
 from shim.store import Store
@@ -60,15 +58,7 @@ def start(data_dir: Path, database: str) -> Shim:
 def test_three_replicas_take_every_slot_once_while_one_is_killed_mid_batch_and_restarted(
     data_dir: Path, database: str, replicas: list[Shim]
 ) -> None:
-    output = subprocess.run(
-        [*cloudbackup(), "keys", "create", "--database", database],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    key = json.loads(output)
-    key_pair = (key["publicKey"], key["privateKey"])
+    key_pair = create_key(database)
     replicas.extend(start(data_dir, database) for _ in range(3))
     apis = [Api(shim, key_pair) for shim in replicas]
     project = apis[0]("POST", "/groups", {"name": "fleet"}, expect=201)["id"]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 from requests.auth import HTTPDigestAuth
-from serveprocess import Serve, cloudbackup
+from serveprocess import Serve, cloudbackup, create_key
 from shimkit import all_stored_ids, cluster_body
 
 BASE = "/api/atlas/v1.0"
@@ -24,19 +24,6 @@ BASE = "/api/atlas/v1.0"
 
 # One serve process for every test here (and the other process tests, which import it from this module).
 Shim = Serve
-
-
-def create_key(data_dir: Path, *args: str) -> tuple[str, str]:
-    output = subprocess.run(
-        [*cloudbackup(), "keys", "create", "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    key = json.loads(output)
-    assert set(key) == {"publicKey", "privateKey"}
-    return key["publicKey"], key["privateKey"]
 
 
 class Api:
