@@ -81,10 +81,10 @@ class Clusters(Job):
                         state="CREATING",
                         backup_method=rules.CLOUD_PROVIDER_SNAPSHOTS if enable else None,
                         created_at=self.ctx.now(),
-                        deletion_protection=bool(body.get("deletionProtection", False)),
                         owner=self.ctx.replica_id,
                     )
-                    # Fields without rules of their own, as the schema names them (a field it adds too).
+                    # Fields without rules of their own (deletionProtection), as the schema names them, a
+                    # field it adds too; left out, the column's default.
                     plain_fields.apply(cluster, body)
                     session.add(cluster)
                     session.flush()
@@ -249,8 +249,7 @@ class Clusters(Job):
                         for (r, m), h in new_handles.items()
                     ]
                     session.add_all(fresh)
-                    if "deletionProtection" in body:
-                        row.deletion_protection = bool(body["deletionProtection"])
+                    # deletionProtection among them: a field without rules of its own.
                     plain_fields.apply(row, body)
                     if disable:
                         self.backups.stop_schedule(row)
