@@ -39,8 +39,7 @@ class Adoption(Job):
         """While serving: a dead replica's cluster operations are finished, its queued snapshots started
         again, its restores resumed; its inProgress operations are polled by this replica's ticks."""
         adopted = self.adopt()
-        if adopted.clusters:
-            self.clusters.finish_owned_operations()
+        self.clusters.finish_adopted(adopted.clusters)
         if adopted.snapshots:
             self.restart_queued()
         for job_id in adopted.restore_jobs:

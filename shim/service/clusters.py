@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
@@ -280,13 +281,15 @@ class Clusters(Job):
             self.backups.stop_schedule(cluster)
         self.finish_termination(cluster.id)
 
-    def finish_owned_operations(self) -> None:
-        """Finish the creations and terminations this replica owns and no longer runs (a crash cut them
-        short, or they were adopted from a dead replica). Those of live replicas are theirs to finish."""
+    def finish_adopted(self, cluster_ids: Sequence[str]) -> None:
+        """Finish the creations and terminations just adopted (from a dead replica, or this machine's run
+        that crashed). Only those: one this replica has under way in a request is that request's to finish."""
+        if not cluster_ids:
+            return
         with self.ctx.store.read() as session:
-            mine = select(Cluster.id).where(Cluster.owner == self.ctx.replica_id).order_by(Cluster.created_at)
-            creating = list(session.execute(mine.where(Cluster.state == "CREATING")).scalars())
-            deleting = list(session.execute(mine.where(Cluster.state == "DELETING")).scalars())
+            adopted = select(Cluster.id).where(Cluster.id.in_(cluster_ids)).order_by(Cluster.created_at)
+            creating = list(session.execute(adopted.where(Cluster.state == "CREATING")).scalars())
+            deleting = list(session.execute(adopted.where(Cluster.state == "DELETING")).scalars())
         for cluster_id in creating:
             log.info("reconcile: finishing the creation of cluster %s", cluster_id)
             self.create_missing_volumes(cluster_id)

@@ -52,8 +52,8 @@ class Reconcile(Job):
         """Finish what a crash interrupted, make storage and the rows agree, and catch up (R7)."""
         with self.ctx.work_lock:
             # What no live replica owns is ours from here (a crash of this machine's last run included).
-            self.adoption.adopt()
-            self.clusters.finish_owned_operations()
+            adopted = self.adoption.adopt()
+            self.clusters.finish_adopted(adopted.clusters)
             self._purge_unbacked()
             with self.ctx.store.read() as session:
                 running = queries.snapshots_in_status(session, "inProgress", owner=self.ctx.replica_id)
