@@ -13,7 +13,6 @@ import re
 import secrets
 import select
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleet import START, Database, insert_fleet, set_manual_clock
+from fleet import START, Database, insert_fleet, set_manual_clock, stop_servers
 
 from shim.store import Store, default_url
 
@@ -108,16 +107,7 @@ def run(work: Path, args: argparse.Namespace, database: Database) -> int:
                 client.close()
             measured.append(measure(args, keys, path, servers, addresses))
         finally:
-            for server in servers:
-                server.send_signal(signal.SIGTERM)
-            for server in servers:
-                try:
-                    server.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait()
-            for log in logs:
-                log.close()
+            stop_servers(servers, logs, timeout=30)
 
     first = measured[0]
     print(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO, Any
 
 from contract import rules
 from shim.drivers.base import VolumeSpec
@@ -198,3 +201,18 @@ class Database:
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+def stop_servers(servers: Sequence[subprocess.Popen[Any]], logs: Sequence[IO[Any]], timeout: float) -> None:
+    """SIGTERM every `cloudbackup serve` at once, wait for each (killing one that outlasts `timeout`), then
+    close their log files: no benchmark leaves a server behind."""
+    for server in servers:
+        server.send_signal(signal.SIGTERM)
+    for server in servers:
+        try:
+            server.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    for log in logs:
+        log.close()

@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api_throughput import BASE, DigestClient, cloudbackup, cpu_seconds, postgres_cpu, wait_for_listening
-from fleet import MIB, REGIONS, START, Database, filesystem, insert_fleet, set_manual_clock, write_volumes
+from fleet import (
+    MIB,
+    REGIONS,
+    START,
+    Database,
+    filesystem,
+    insert_fleet,
+    set_manual_clock,
+    stop_servers,
+    write_volumes,
+)
 from sqlalchemy import func, select
 
 from contract import rules
@@ -148,16 +157,7 @@ def run(work: Path, count: int, volume_size: int, database: Database, replicas: 
             )
         client.close()
     finally:
-        for server in servers:
-            server.send_signal(signal.SIGTERM)
-        for server in servers:
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        for log in logs:
-            log.close()
+        stop_servers(servers, logs, timeout=60)
         store.close()
 
     new_rows = sum(by_owner.values())

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from flask import Flask
 from shimkit import ApiClient, advance, create_cluster, create_project, enable_backup, settle
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 
 from shim.store import Store, default_url, migrate
 from shim.store.models import Snapshot, SnapshotCount
@@ -50,6 +50,20 @@ def rows(app: Flask, project_id: str, name: str) -> int:
 def assert_exact(client: ApiClient, app: Flask, project_id: str, name: str, expected: int) -> None:
     assert listed(client, project_id, name) == (expected, expected)
     assert rows(app, project_id, name) == expected
+
+
+def insert_clusters(conn: Connection, names: list[str]) -> None:
+    """Project p1 and clusters of these names in it, written as rows (no API: a database of revision 0001)."""
+    conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p1', 'p', '2024-01-01')"))
+    for name in names:
+        conn.execute(
+            text(
+                "INSERT INTO clusters (id, project_id, name, provider_name, instance_size, cluster_type,"
+                " regions, disk_size_gb, state, created_at) VALUES (:c, 'p1', :c, 'AZURE', 'M10',"
+                " 'REPLICASET', '{}', 1, 'IDLE', '2024-01-01')"
+            ),
+            {"c": name},
+        )
 
 
 def test_total_count_is_exact_through_schedule_retention_on_demand_expiry_deletion_and_purge(
@@ -111,16 +125,9 @@ def test_upgrading_a_database_with_snapshots_counts_them(data_dir: Path, databas
         command.downgrade(config, "0001")
     store.close()
     with Store(database_url or default_url(data_dir), pool_size=1).engine.begin() as conn:
-        conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p1', 'p', '2024-01-01')"))
-        for cluster, count in (("c1", 4), ("c2", 1), ("c3", 0)):
-            conn.execute(
-                text(
-                    "INSERT INTO clusters (id, project_id, name, provider_name, instance_size, cluster_type,"
-                    " regions, disk_size_gb, state, created_at) VALUES (:c, 'p1', :c, 'AZURE', 'M10',"
-                    " 'REPLICASET', '{}', 1, 'IDLE', '2024-01-01')"
-                ),
-                {"c": cluster},
-            )
+        counts = {"c1": 4, "c2": 1, "c3": 0}
+        insert_clusters(conn, list(counts))
+        for cluster, count in counts.items():
             for index in range(count):
                 conn.execute(
                     text(
@@ -152,16 +159,7 @@ def test_writers_changing_the_same_clusters_in_opposite_orders_keep_the_counts_e
     store = Store(database_url, pool_size=4)
     clusters = [f"c{index:02d}" for index in range(40)]
     with store.engine.begin() as conn:
-        conn.execute(text("INSERT INTO projects (id, name, created_at) VALUES ('p1', 'p', '2024-01-01')"))
-        for cluster in clusters:
-            conn.execute(
-                text(
-                    "INSERT INTO clusters (id, project_id, name, provider_name, instance_size, cluster_type,"
-                    " regions, disk_size_gb, state, created_at) VALUES (:c, 'p1', :c, 'AZURE', 'M10',"
-                    " 'REPLICASET', '{}', 1, 'IDLE', '2024-01-01')"
-                ),
-                {"c": cluster},
-            )
+        insert_clusters(conn, clusters)
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
